@@ -1,0 +1,210 @@
+"""A parser for OpenWrt's UCI configuration syntax that keeps line numbers.
+
+The grammar (as libuci reads it)::
+
+    package NAME
+    config TYPE ['NAME']
+        option KEY 'VALUE'
+        list KEY 'VALUE'
+
+Words may be bare, 'single quoted' (no escapes) or "double quoted" (backslash
+escapes), and adjacent pieces concatenate (``a'b c'`` is one word).  ``#``
+starts a comment where a word could start.  Sections without a name are
+anonymous and get libuci's ``@type[N]`` index as their reference.
+
+The parser never raises on bad input other than :class:`UciSyntaxError`,
+which carries the file and line of the fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["UciSyntaxError", "UciOption", "UciSection", "parse_uci"]
+
+
+class UciSyntaxError(ValueError):
+    """Malformed UCI text; ``str()`` is ``FILE:LINE: message``."""
+
+    def __init__(self, path: str, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}")
+        self.path = path
+        self.line = line
+        self.message = message
+
+
+@dataclass(frozen=True)
+class UciOption:
+    """One option or list of a section: its values and where they were written."""
+
+    name: str
+    kind: Literal["option", "list"]
+    values: tuple[str, ...]
+    line: int  # line of the first value
+    lines: tuple[int, ...]  # line of each value
+
+    @property
+    def value(self) -> str:
+        """The value of an ``option`` (the last one written for a list)."""
+        return self.values[-1]
+
+
+@dataclass(frozen=True)
+class UciSection:
+    """A ``config`` section with its options in file order."""
+
+    type: str
+    name: str  # the given name, or ``@type[N]`` for an anonymous section
+    anonymous: bool
+    line: int
+    options: tuple[UciOption, ...] = field(default=())
+
+    def get(self, name: str) -> UciOption | None:
+        for opt in self.options:
+            if opt.name == name:
+                return opt
+        return None
+
+
+def _split_words(text: str, path: str, lineno: int) -> list[str]:
+    """Split one line into words following UCI's quoting rules."""
+    words: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in " \t\r\f\v":
+            i += 1
+            continue
+        if c == "#":
+            break
+        if c == ";":
+            # libuci accepts ';' as a statement separator; treat as whitespace
+            i += 1
+            continue
+        word: list[str] = []
+        while i < n and text[i] not in " \t\r\f\v;":
+            c = text[i]
+            if c == "'":
+                end = text.find("'", i + 1)
+                if end < 0:
+                    raise UciSyntaxError(path, lineno, "unterminated single quote")
+                word.append(text[i + 1 : end])
+                i = end + 1
+            elif c == '"':
+                i += 1
+                closed = False
+                while i < n:
+                    c = text[i]
+                    if c == "\\" and i + 1 < n:
+                        word.append(text[i + 1])
+                        i += 2
+                        continue
+                    if c == '"':
+                        closed = True
+                        i += 1
+                        break
+                    word.append(c)
+                    i += 1
+                if not closed:
+                    raise UciSyntaxError(path, lineno, "unterminated double quote")
+            elif c == "\\" and i + 1 < n:
+                word.append(text[i + 1])
+                i += 2
+            elif c == "#" and not word:
+                break
+            else:
+                word.append(c)
+                i += 1
+        words.append("".join(word))
+    return words
+
+
+def _valid_identifier(word: str) -> bool:
+    return bool(word) and all(ch.isalnum() or ch in "_-" for ch in word) and word.isascii()
+
+
+class _SectionBuilder:
+    def __init__(self, type_: str, name: str | None, line: int) -> None:
+        self.type = type_
+        self.name = name
+        self.line = line
+        self.order: list[str] = []
+        self.kinds: dict[str, Literal["option", "list"]] = {}
+        self.values: dict[str, list[tuple[str, int]]] = {}
+
+    def set(self, kind: Literal["option", "list"], key: str, value: str, line: int) -> None:
+        if key not in self.values:
+            self.order.append(key)
+            self.values[key] = []
+        if kind == "option":
+            # a later 'option' replaces, as in libuci
+            self.values[key] = [(value, line)]
+        else:
+            if self.kinds.get(key) == "option":
+                self.values[key] = []
+            self.values[key].append((value, line))
+        self.kinds[key] = kind
+
+    def build(self, name: str, anonymous: bool) -> UciSection:
+        opts = tuple(
+            UciOption(
+                name=k,
+                kind=self.kinds[k],
+                values=tuple(v for v, _ in self.values[k]),
+                line=self.values[k][0][1],
+                lines=tuple(ln for _, ln in self.values[k]),
+            )
+            for k in self.order
+        )
+        return UciSection(self.type, name, anonymous, self.line, opts)
+
+
+def parse_uci(text: str, path: str = "<config>") -> tuple[UciSection, ...]:
+    """Parse UCI text into sections, in file order.
+
+    Raises :class:`UciSyntaxError` for the first malformed line.
+    """
+    builders: list[_SectionBuilder] = []
+    current: _SectionBuilder | None = None
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        words = _split_words(raw, path, lineno)
+        if not words:
+            continue
+        keyword, args = words[0], words[1:]
+        if keyword == "package":
+            if len(args) != 1:
+                raise UciSyntaxError(path, lineno, "'package' takes one name")
+            continue
+        if keyword == "config":
+            if not 1 <= len(args) <= 2:
+                raise UciSyntaxError(path, lineno, "'config' takes a type and an optional name")
+            if not _valid_identifier(args[0]):
+                raise UciSyntaxError(path, lineno, f"invalid section type {args[0]!r}")
+            name = args[1] if len(args) == 2 else None
+            if name is not None and not _valid_identifier(name):
+                raise UciSyntaxError(path, lineno, f"invalid section name {name!r}")
+            current = _SectionBuilder(args[0], name, lineno)
+            builders.append(current)
+            continue
+        if keyword in ("option", "list"):
+            if current is None:
+                raise UciSyntaxError(path, lineno, f"'{keyword}' outside of a 'config' section")
+            if len(args) != 2:
+                raise UciSyntaxError(path, lineno, f"'{keyword}' takes a name and one value")
+            if not _valid_identifier(args[0]):
+                raise UciSyntaxError(path, lineno, f"invalid option name {args[0]!r}")
+            current.set("option" if keyword == "option" else "list", args[0], args[1], lineno)
+            continue
+        raise UciSyntaxError(path, lineno, f"unknown keyword {keyword!r}")
+
+    sections: list[UciSection] = []
+    type_counts: dict[str, int] = {}
+    for b in builders:
+        idx = type_counts.get(b.type, 0)
+        type_counts[b.type] = idx + 1
+        if b.name is None:
+            sections.append(b.build(f"@{b.type}[{idx}]", True))
+        else:
+            sections.append(b.build(b.name, False))
+    return tuple(sections)

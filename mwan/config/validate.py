@@ -1,0 +1,433 @@
+"""UCI sections → the validated :class:`~mwan.config.model.Config`.
+
+Every problem found is collected (not just the first) and reported together
+as a :class:`~mwan.config.errors.ConfigError`, each naming file, line,
+section and option.  Warnings (deprecated or unknown options) do not stop
+the load and are kept on the model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from . import fields as F
+from .errors import ConfigError, Problem
+from .marks import MarkSpace
+from .model import (
+    FLUSH_EVENTS,
+    LAST_RESORTS,
+    LOG_LEVELS,
+    SPECIAL_POLICIES,
+    TRACK_METHODS,
+    Config,
+    Globals,
+    InitialState,
+    Interface,
+    Member,
+    Policy,
+    Rule,
+)
+from .uci import UciSection, UciSyntaxError, parse_uci
+
+T = TypeVar("T")
+
+MAX_NAME = 15
+
+GLOBAL_OPTIONS = {
+    "mmx_mask", "logging", "loglevel", "rt_table_lookup", "source_routing",
+    "local_source", "rtmon_interval", "user_script",
+    # web UI options (read by mwan.web)
+    "web_listen", "web_port", "web_password_hash",
+}
+INTERFACE_OPTIONS = {
+    "enabled", "device", "gateway", "family", "track_ip", "track_method", "httping_ssl",
+    "track_port", "reliability", "count", "timeout", "interval", "failure_interval",
+    "recovery_interval", "keep_failure_interval", "check_quality", "failure_latency",
+    "recovery_latency", "failure_loss", "recovery_loss", "initial_state", "max_ttl", "size",
+    "up", "down", "flush_conntrack",
+}
+MEMBER_OPTIONS = {"interface", "metric", "weight"}
+POLICY_OPTIONS = {"use_member", "last_resort"}
+RULE_OPTIONS = {
+    "use_policy", "src_ip", "src_port", "proto", "dest_ip", "dest_port", "ipset", "sticky",
+    "timeout", "family", "logging", "src_iface",
+}
+KNOWN_OPTIONS = {
+    "globals": GLOBAL_OPTIONS,
+    "interface": INTERFACE_OPTIONS,
+    "member": MEMBER_OPTIONS,
+    "policy": POLICY_OPTIONS,
+    "rule": RULE_OPTIONS,
+}
+LIST_OPTIONS = {"track_ip", "flush_conntrack", "use_member", "rt_table_lookup",
+                "src_ip", "dest_ip", "src_port", "dest_port"}
+
+
+class _Reader:
+    """Reads one section's options, recording problems instead of raising."""
+
+    def __init__(self, path: str, section: UciSection, problems: list[Problem],
+                 warnings: list[str]) -> None:
+        self.path = path
+        self.section = section
+        self.problems = problems
+        self.warnings = warnings
+
+    def problem(self, option: str | None, message: str, line: int | None = None) -> None:
+        if line is None:
+            opt = self.section.get(option) if option else None
+            line = opt.line if opt else self.section.line
+        self.problems.append(Problem(self.path, line, self.section.name, option, message))
+
+    def warn(self, option: str | None, message: str) -> None:
+        opt = self.section.get(option) if option else None
+        line = opt.line if opt else self.section.line
+        self.warnings.append(str(Problem(self.path, line, self.section.name, option, message)))
+
+    def scalar(self, option: str, reader: Callable[[str], T], default: T) -> T:
+        opt = self.section.get(option)
+        if opt is None:
+            return default
+        if opt.kind == "list" and len(opt.values) > 1:
+            self.problem(option, "takes a single value, not a list")
+            return default
+        try:
+            return reader(opt.value)
+        except F.BadValue as exc:
+            self.problem(option, str(exc))
+            return default
+
+    def many(self, option: str, reader: Callable[[tuple[str, ...]], T], default: T) -> T:
+        opt = self.section.get(option)
+        if opt is None:
+            return default
+        try:
+            return reader(opt.values)
+        except F.BadValue as exc:
+            self.problem(option, str(exc))
+            return default
+
+    def each(self, option: str, reader: Callable[[str], T]) -> tuple[T, ...]:
+        opt = self.section.get(option)
+        if opt is None:
+            return ()
+        out: list[T] = []
+        for value, line in zip(opt.values, opt.lines):
+            try:
+                out.append(reader(value))
+            except F.BadValue as exc:
+                self.problem(option, str(exc), line)
+        return tuple(out)
+
+    def check_unknown(self) -> None:
+        known = KNOWN_OPTIONS.get(self.section.type, set())
+        for opt in self.section.options:
+            if opt.name not in known:
+                self.warn(opt.name, "unknown option, ignored")
+            elif opt.kind == "list" and opt.name not in LIST_OPTIONS and len(opt.values) > 1:
+                self.problem(opt.name, "takes a single value, not a list")
+
+
+def _read_globals(r: _Reader) -> Globals:
+    if r.section.get("rtmon_interval") is not None:
+        r.warn("rtmon_interval", "deprecated and ignored: routes are followed by netlink events")
+    if r.section.get("local_source") is not None:
+        r.warn("local_source", "deprecated and ignored since mwan3 2.7")
+    return Globals(
+        mmx_mask=r.scalar("mmx_mask", F.read_hex_mask, 0x3F00),
+        logging=r.scalar("logging", F.read_bool, False),
+        loglevel=r.scalar("loglevel", lambda t: F.read_choice(t, LOG_LEVELS), "notice"),
+        rt_table_lookup=r.each("rt_table_lookup", lambda t: F.read_int(t, 1, 0xFFFFFFFF)),
+        source_routing=r.scalar("source_routing", F.read_bool, False),
+        local_source=r.scalar("local_source", str, None),
+        rtmon_interval=r.scalar("rtmon_interval", lambda t: F.read_int(t, 0), None),
+        user_script=r.scalar("user_script", str, "/etc/mwan3.user"),
+        line=r.section.line,
+    )
+
+
+def _read_interface(r: _Reader, ident: int, network_devices: Mapping[str, str]) -> Interface:
+    name = r.section.name
+    family = r.scalar("family", lambda t: F.read_choice(t, ("ipv4", "ipv6")), "ipv4")
+    version = 4 if family == "ipv4" else 6
+
+    def addr_of_family(text: str) -> Any:
+        a = F.read_address(text)
+        if a.version != version:
+            raise F.BadValue(f"{text!r} is an IPv{a.version} address on an {family} interface")
+        return a
+
+    interval = r.scalar("interval", lambda t: F.read_int(t, 1, 86400), 10)
+    track_ip = r.each("track_ip", addr_of_family)
+    reliability = r.scalar("reliability", lambda t: F.read_int(t, 1, 100), 1)
+    if track_ip and reliability > len(track_ip):
+        r.problem("reliability", f"{reliability} is more than the {len(track_ip)} track_ip "
+                  "targets; the interface could never come online")
+    method = r.scalar("track_method", lambda t: F.read_choice(t, TRACK_METHODS), "ping")
+    if method in ("arping", "nping-arp") and family == "ipv6":
+        r.problem("track_method", f"{method} works only on ipv4 interfaces")
+    device = r.scalar("device", str, None) or network_devices.get(name) or name
+    if len(device) > 15:
+        r.problem("device", f"{device!r} is longer than the 15 characters of a Linux device name")
+    iface = Interface(
+        name=name,
+        id=ident,
+        device=device,
+        enabled=r.scalar("enabled", F.read_bool, False),
+        family=family,  # type: ignore[arg-type]
+        gateway=r.scalar("gateway", addr_of_family, None),
+        track_ip=track_ip,
+        track_method=method,
+        httping_ssl=r.scalar("httping_ssl", F.read_bool, False),
+        track_port=r.scalar("track_port", lambda t: F.read_int(t, 1, 65535), None),
+        reliability=reliability,
+        count=r.scalar("count", lambda t: F.read_int(t, 1, 100), 1),
+        timeout=r.scalar("timeout", lambda t: F.read_int(t, 1, 60), 4),
+        interval=interval,
+        failure_interval=r.scalar("failure_interval", lambda t: F.read_int(t, 1, 86400), interval),
+        recovery_interval=r.scalar("recovery_interval", lambda t: F.read_int(t, 1, 86400),
+                                   interval),
+        keep_failure_interval=r.scalar("keep_failure_interval", F.read_bool, False),
+        check_quality=r.scalar("check_quality", F.read_bool, False),
+        failure_latency=r.scalar("failure_latency", lambda t: F.read_int(t, 1, 1000000), 1000),
+        recovery_latency=r.scalar("recovery_latency", lambda t: F.read_int(t, 1, 1000000), 500),
+        failure_loss=r.scalar("failure_loss", lambda t: F.read_int(t, 0, 100), 40),
+        recovery_loss=r.scalar("recovery_loss", lambda t: F.read_int(t, 0, 100), 10),
+        initial_state=InitialState(
+            r.scalar("initial_state", lambda t: F.read_choice(t, ("online", "offline")), "online")
+        ),
+        max_ttl=r.scalar("max_ttl", lambda t: F.read_int(t, 1, 255), 60),
+        size=r.scalar("size", lambda t: F.read_int(t, 1, 65507), 56),
+        up=r.scalar("up", lambda t: F.read_int(t, 1, 1000), 5),
+        down=r.scalar("down", lambda t: F.read_int(t, 1, 1000), 5),
+        flush_conntrack=r.each("flush_conntrack", lambda t: F.read_choice(t, FLUSH_EVENTS)),
+        line=r.section.line,
+    )
+    if iface.check_quality:
+        if iface.recovery_latency > iface.failure_latency:
+            r.problem("recovery_latency", f"{iface.recovery_latency} ms is above failure_latency "
+                      f"{iface.failure_latency} ms")
+        if iface.recovery_loss > iface.failure_loss:
+            r.problem("recovery_loss", f"{iface.recovery_loss}% is above failure_loss "
+                      f"{iface.failure_loss}%")
+    return iface
+
+
+def _read_member(r: _Reader) -> Member:
+    if r.section.get("interface") is None:
+        r.problem("interface", "missing: a member must name an interface")
+    return Member(
+        name=r.section.name,
+        interface=r.scalar("interface", str, ""),
+        metric=r.scalar("metric", lambda t: F.read_int(t, 1, 256), 1),
+        weight=r.scalar("weight", lambda t: F.read_int(t, 1, 1000), 1),
+        line=r.section.line,
+    )
+
+
+def _read_policy(r: _Reader) -> Policy:
+    return Policy(
+        name=r.section.name,
+        use_member=r.each("use_member", str),
+        last_resort=r.scalar("last_resort", lambda t: F.read_choice(t, LAST_RESORTS),
+                             "unreachable"),
+        line=r.section.line,
+    )
+
+
+def _read_rule(r: _Reader) -> Rule:
+    if r.section.get("use_policy") is None:
+        r.problem("use_policy", "missing: a rule must name a policy (or default, "
+                  "unreachable, blackhole)")
+    family = r.scalar("family", lambda t: F.read_choice(t, ("ipv4", "ipv6", "any")), "any")
+    proto = r.scalar("proto", F.read_proto, "all")
+    src_ip = r.many("src_ip", F.read_network_list, ())
+    dest_ip = r.many("dest_ip", F.read_network_list, ())
+    for opt, nets in (("src_ip", src_ip), ("dest_ip", dest_ip)):
+        for net in nets:
+            if family == "ipv4" and net.version == 6:
+                r.problem(opt, f"{net} is an IPv6 address in an ipv4 rule")
+            elif family == "ipv6" and net.version == 4:
+                r.problem(opt, f"{net} is an IPv4 address in an ipv6 rule")
+    if family == "any" and src_ip and dest_ip and \
+            not ({n.version for n in src_ip} & {n.version for n in dest_ip}):
+        r.problem("dest_ip", "src_ip and dest_ip have no address family in common")
+    src_port = r.many("src_port", F.read_port_list, ())
+    dest_port = r.many("dest_port", F.read_port_list, ())
+    for opt, ports in (("src_port", src_port), ("dest_port", dest_port)):
+        if ports and proto not in ("tcp", "udp"):
+            r.problem(opt, f"ports need proto tcp or udp (proto is {proto})")
+    if proto == "icmp" and family == "ipv6":
+        r.problem("proto", "icmp in an ipv6 rule; use icmpv6")
+    sticky = r.scalar("sticky", F.read_bool, False)
+    use_policy = r.scalar("use_policy", str, "")
+    if sticky and use_policy in SPECIAL_POLICIES:
+        r.warn("sticky", f"ignored with use_policy {use_policy}")
+        sticky = False
+    return Rule(
+        name=r.section.name,
+        use_policy=use_policy,
+        src_ip=src_ip,
+        src_port=src_port,
+        proto=proto,
+        dest_ip=dest_ip,
+        dest_port=dest_port,
+        ipset=r.scalar("ipset", F.read_set_name, None),
+        sticky=sticky,
+        timeout=r.scalar("timeout", lambda t: F.read_int(t, 1, 1000000), 600),
+        family=family,  # type: ignore[arg-type]
+        logging=r.scalar("logging", F.read_bool, False),
+        src_iface=r.scalar("src_iface", str, None),
+        line=r.section.line,
+    )
+
+
+def build_config(sections: tuple[UciSection, ...], path: str,
+                 network_devices: Mapping[str, str] | None = None) -> Config:
+    """Validate parsed sections and build the model, or raise ConfigError."""
+    network_devices = network_devices or {}
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    seen: dict[str, UciSection] = {}
+    globals_: Globals | None = None
+    interfaces: list[Interface] = []
+    members: list[Member] = []
+    policies: list[Policy] = []
+    rules: list[Rule] = []
+    for sec in sections:
+        r = _Reader(path, sec, problems, warnings)
+        if sec.type not in KNOWN_OPTIONS:
+            r.warn(None, f"unknown section type {sec.type!r}, ignored")
+            continue
+        r.check_unknown()
+        if sec.type != "globals":
+            if sec.anonymous:
+                r.problem(None, f"a {sec.type} section needs a name")
+                continue
+            why = F.check_name(sec.name)
+            if why:
+                r.problem(None, why)
+            if sec.type in ("policy", "rule", "interface") and len(sec.name) > MAX_NAME:
+                r.problem(None, f"name is {len(sec.name)} characters; mwan3 allows at most "
+                          f"{MAX_NAME}")
+            other = seen.get(sec.name)
+            if other is not None:
+                r.problem(None, f"name already used by the {other.type} section at line "
+                          f"{other.line}")
+            else:
+                seen[sec.name] = sec
+        if sec.type == "globals":
+            if globals_ is not None:
+                r.problem(None, "a second globals section")
+            globals_ = _read_globals(r)
+        elif sec.type == "interface":
+            interfaces.append(_read_interface(r, len(interfaces) + 1, network_devices))
+        elif sec.type == "member":
+            members.append(_read_member(r))
+        elif sec.type == "policy":
+            policies.append(_read_policy(r))
+        elif sec.type == "rule":
+            rules.append(_read_rule(r))
+    globals_ = globals_ or Globals()
+    by_name = {s.name: s for s in sections}
+
+    def ref_problem(section: str, option: str, message: str, line: int) -> None:
+        problems.append(Problem(path, line, section, option, message))
+
+    space = MarkSpace(globals_.mmx_mask)
+    if len(interfaces) > space.max_interfaces:
+        problems.append(Problem(
+            path, interfaces[space.max_interfaces].line, interfaces[space.max_interfaces].name,
+            None, f"too many interfaces: mmx_mask {globals_.mmx_mask:#x} has room for "
+            f"{space.max_interfaces}, this is number {space.max_interfaces + 1}"))
+    iface_names = {i.name: i for i in interfaces}
+    devices: dict[str, Interface] = {}
+    for i in interfaces:
+        if i.enabled and i.device in devices:
+            other_if = devices[i.device]
+            if other_if.family == i.family:
+                opt = by_name[i.name].get("device")
+                ref_problem(i.name, "device", f"device {i.device!r} is already used by "
+                            f"interface {other_if.name!r}", opt.line if opt else i.line)
+        devices.setdefault(i.device, i)
+    member_names = {m.name: m for m in members}
+    for m in members:
+        if m.interface and m.interface not in iface_names:
+            opt = by_name[m.name].get("interface")
+            ref_problem(m.name, "interface", f"unknown interface {m.interface!r}",
+                        opt.line if opt else m.line)
+    for p in policies:
+        opt = by_name[p.name].get("use_member")
+        for mname, line in zip(p.use_member, opt.lines if opt else ()):
+            if mname not in member_names:
+                ref_problem(p.name, "use_member", f"unknown member {mname!r}", line)
+    policy_names = {p.name for p in policies}
+    for rule in rules:
+        sec = by_name[rule.name]
+        if rule.use_policy and rule.use_policy not in policy_names \
+                and rule.use_policy not in SPECIAL_POLICIES:
+            opt = sec.get("use_policy")
+            ref_problem(rule.name, "use_policy", f"unknown policy {rule.use_policy!r}",
+                        opt.line if opt else rule.line)
+        if rule.src_iface is not None and rule.src_iface not in iface_names:
+            opt = sec.get("src_iface")
+            ref_problem(rule.name, "src_iface", f"unknown interface {rule.src_iface!r}",
+                        opt.line if opt else rule.line)
+    if problems:
+        raise ConfigError(sorted(problems, key=lambda p: p.line))
+    return Config(
+        path=path,
+        globals=globals_,
+        interfaces=tuple(interfaces),
+        members=tuple(members),
+        policies=tuple(policies),
+        rules=tuple(rules),
+        warnings=tuple(warnings),
+    )
+
+
+def parse_config(text: str, path: str = "<config>",
+                 network_devices: Mapping[str, str] | None = None) -> Config:
+    """UCI text → validated Config (pure; raises ConfigError)."""
+    try:
+        sections = parse_uci(text, path)
+    except UciSyntaxError as exc:
+        raise ConfigError([Problem(path, exc.line, None, None, exc.message)]) from None
+    return build_config(sections, path, network_devices)
+
+
+def network_devices_from(text: str, path: str) -> dict[str, str]:
+    """The device of each logical interface in an OpenWrt /etc/config/network."""
+    out: dict[str, str] = {}
+    try:
+        sections = parse_uci(text, path)
+    except UciSyntaxError:
+        return out
+    for sec in sections:
+        if sec.type != "interface" or sec.anonymous:
+            continue
+        opt = sec.get("device") or sec.get("ifname")
+        if opt is not None and opt.values and not opt.value.startswith("@"):
+            out[sec.name] = opt.value.split()[0]
+    return out
+
+
+def load_config(path: str, network_path: str = "/etc/config/network") -> Config:
+    """Read and validate the config file (and the network file for devices)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError([Problem(path, 0, None, None, f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([Problem(path, 0, None, None, "not UTF-8 text")]) from None
+    devices: dict[str, str] = {}
+    if network_path and os.path.exists(network_path):
+        try:
+            with open(network_path, encoding="utf-8") as fh:
+                devices = network_devices_from(fh.read(), network_path)
+        except (OSError, UnicodeDecodeError):
+            devices = {}
+    return parse_config(text, path, devices)
