@@ -131,16 +131,15 @@ class Rule:
         only one family applies to that family alone (as mwan3 drops the
         other family's pass).
         """
-        if self.family != "any":
-            return (self.family,)
-        addrs = self.src_ip + self.dest_ip
-        if not addrs:
-            return ("ipv4", "ipv6")
+        candidates: tuple[Family, ...] = (
+            ("ipv4", "ipv6") if self.family == "any" else (self.family,))
         fams: list[Family] = []
-        if any(a.version == 4 for a in addrs):
-            fams.append("ipv4")
-        if any(a.version == 6 for a in addrs):
-            fams.append("ipv6")
+        for fam in candidates:
+            version = 4 if fam == "ipv4" else 6
+            # every address option that is set must name this family
+            if all(any(n.version == version for n in nets)
+                   for nets in (self.src_ip, self.dest_ip) if nets):
+                fams.append(fam)
         return tuple(fams)
 
 

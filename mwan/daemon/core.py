@@ -1,0 +1,324 @@
+"""The daemon: one asyncio loop that keeps the kernel in step with the world.
+
+Inputs are events: netlink (links, addresses, routes), the tracker's
+verdicts, and commands on the control socket.  Each one changes the
+interface states; then the planner computes the new desired state and the
+applier sends the kernel the difference.  Kernel work runs in one worker
+thread (pyroute2's and libnftables' synchronous APIs), one apply at a time,
+and a burst of events coalesces into one apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ..config.errors import ConfigError
+from ..config.model import Config, Interface, InitialState
+from ..config.validate import load_config
+from ..kernel.apply import ApplyResult, KernelApplier
+from ..plan.compile import compile_plan
+from ..plan.state import Desired, IfaceRuntime, KernelFacts
+from . import netlink
+from .control import PID_NAME, ControlError, ControlServer
+
+log = logging.getLogger("mwan")
+T = TypeVar("T")
+
+
+@dataclass
+class IfaceStatus:
+    """The daemon's mutable view of one interface."""
+
+    name: str
+    admin_up: bool = True  # False after `mwan3 ifdown`
+    online: bool = False  # tracker verdict (or initial_state)
+    carrier: bool = False
+    device_present: bool = False
+    online_since: float | None = None
+    offline_since: float | None = None
+    up_since: float | None = None
+    events: list[tuple[float, str]] = field(default_factory=list)
+
+
+def gateway_for(iface: Interface, facts: KernelFacts) -> str | None:
+    """``option gateway``, else main's lowest-metric default route through the device."""
+    if iface.gateway is not None:
+        return str(iface.gateway)
+    best: tuple[int, str] | None = None
+    for r in facts.routes:
+        if r.table == 254 and r.is_default and r.dev == iface.device and r.family == iface.family \
+                and r.gateway is not None:
+            metric = r.metric or 0
+            if best is None or metric < best[0]:
+                best = (metric, r.gateway)
+    return best[1] if best else None
+
+
+def addresses_for(iface: Interface, facts: KernelFacts) -> tuple[str, ...]:
+    out = []
+    for a in facts.addresses:
+        if a.dev != iface.device or a.family != iface.family:
+            continue
+        if a.family == "ipv6" and a.address.lower().startswith("fe80"):
+            continue
+        out.append(a.address)
+    return tuple(out)
+
+
+class Daemon:
+    def __init__(self, config_path: str, network_path: str, run_dir: str) -> None:
+        self.config_path = config_path
+        self.network_path = network_path
+        self.run_dir = run_dir
+        self.cfg: Config = load_config(config_path, network_path)
+        self.status: dict[str, IfaceStatus] = {}
+        self.facts = KernelFacts()
+        self.links: dict[str, dict[str, Any]] = {}
+        self.desired: Desired | None = None
+        self.last_apply: ApplyResult | None = None
+        self.started = time.time()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwan-kernel")
+        self._applier: KernelApplier | None = None
+        self._dirty = asyncio.Event()
+        self._applied = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._listeners: list[Callable[[str, str, str], None]] = []
+        self.control = ControlServer(run_dir, {
+            "ping": self._cmd_ping,
+            "ifup": self._cmd_ifup,
+            "ifdown": self._cmd_ifdown,
+            "reload": self._cmd_reload,
+            "stop": self._cmd_stop,
+            "state": self._cmd_state,
+        })
+        self._sync_status()
+
+    # ------------------------------------------------------------ kernel thread
+    async def kernel(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _k_applier(self) -> KernelApplier:
+        if self._applier is None:
+            self._applier = KernelApplier()
+        return self._applier
+
+    def _k_refresh(self) -> tuple[KernelFacts, dict[str, dict[str, Any]]]:
+        a = self._k_applier()
+        return a.routing.facts(self.cfg.globals.rt_table_lookup), a.routing.links()
+
+    def _k_apply(self, desired: Desired) -> ApplyResult:
+        return self._k_applier().apply(desired)
+
+    def _k_remove(self) -> ApplyResult:
+        return self._k_applier().remove()
+
+    # ------------------------------------------------------------ state
+    def _sync_status(self) -> None:
+        """Match the status table to the config's enabled interfaces."""
+        names = {i.name for i in self.cfg.enabled_interfaces}
+        for name in list(self.status):
+            if name not in names:
+                del self.status[name]
+        for iface in self.cfg.enabled_interfaces:
+            if iface.name not in self.status:
+                st = IfaceStatus(iface.name)
+                st.online = iface.initial_state == InitialState.ONLINE
+                self.status[iface.name] = st
+
+    def runtime(self) -> dict[str, IfaceRuntime]:
+        out = {}
+        for iface in self.cfg.enabled_interfaces:
+            st = self.status[iface.name]
+            up = st.admin_up and st.device_present and st.carrier
+            out[iface.name] = IfaceRuntime(
+                name=iface.name, up=up, online=up and st.online,
+                gateway=gateway_for(iface, self.facts) if up else None,
+                addresses=addresses_for(iface, self.facts),
+            )
+        return out
+
+    def _update_links(self, links: dict[str, dict[str, Any]]) -> None:
+        self.links = links
+        now = time.time()
+        for iface in self.cfg.enabled_interfaces:
+            st = self.status[iface.name]
+            link = links.get(iface.device)
+            present = link is not None
+            carrier = bool(link and link["up"] and link["carrier"])
+            if (present and carrier) != (st.device_present and st.carrier):
+                self._event(iface, "ifup" if carrier else "ifdown",
+                            "carrier up" if carrier else
+                            ("device gone" if not present else "carrier lost"))
+                st.up_since = now if carrier else None
+            st.device_present, st.carrier = present, carrier
+
+    def _event(self, iface: Interface, action: str, reason: str) -> None:
+        st = self.status[iface.name]
+        st.events.append((time.time(), f"{action}: {reason}"))
+        del st.events[:-50]
+        log.info("interface %s %s (%s)", iface.name, action, reason)
+        for listener in self._listeners:
+            listener(action, iface.name, iface.device)
+
+    def set_online(self, name: str, online: bool, reason: str) -> None:
+        st = self.status[name]
+        if st.online == online:
+            return
+        st.online = online
+        now = time.time()
+        if online:
+            st.online_since, st.offline_since = now, None
+        else:
+            st.offline_since, st.online_since = now, None
+        self._event(self.cfg.interface(name), "connected" if online else "disconnected", reason)
+        self.request_apply()
+
+    def request_apply(self) -> None:
+        self._applied.clear()
+        self._dirty.set()
+
+    # ------------------------------------------------------------ loops
+    async def _apply_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                facts, links = await self.kernel(self._k_refresh)
+                self.facts = facts
+                self._update_links(links)
+                desired = compile_plan(self.cfg, self.runtime(), self.facts)
+                self.last_apply = await self.kernel(self._k_apply, desired)
+                self.desired = desired
+                if self.last_apply.changed:
+                    log.debug("apply took %.1f ms", self.last_apply.seconds * 1000)
+            except Exception:
+                log.exception("apply failed; will retry on the next event")
+            if not self._dirty.is_set():
+                self._applied.set()
+
+    async def _netlink_loop(self) -> None:
+        async for ev in netlink.events():
+            if ev.kind == "route" and (ev.ours or (ev.table not in (254, None) and
+                                                   ev.table not in self.cfg.globals.rt_table_lookup)):
+                continue
+            self.request_apply()
+
+    async def wait_applied(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self._applied.wait(), timeout)
+
+    # ------------------------------------------------------------ commands
+    async def _cmd_ping(self, args: dict[str, Any]) -> Any:
+        return {"pid": os.getpid(), "config": self.config_path}
+
+    def _iface_arg(self, args: dict[str, Any]) -> Interface:
+        name = args.get("interface")
+        try:
+            iface = self.cfg.interface(str(name))
+        except KeyError:
+            raise ControlError(f"unknown interface {name!r}") from None
+        if not iface.enabled:
+            raise ControlError(f"interface {name} is not enabled in {self.config_path}")
+        return iface
+
+    async def _cmd_ifup(self, args: dict[str, Any]) -> Any:
+        iface = self._iface_arg(args)
+        st = self.status[iface.name]
+        st.admin_up = True
+        self._event(iface, "ifup", "mwan3 ifup")
+        self.set_online(iface.name, iface.initial_state == InitialState.ONLINE, "mwan3 ifup")
+        self.request_apply()
+        await self.wait_applied()
+        return {"interface": iface.name, "online": st.online}
+
+    async def _cmd_ifdown(self, args: dict[str, Any]) -> Any:
+        iface = self._iface_arg(args)
+        st = self.status[iface.name]
+        st.admin_up = False
+        self._event(iface, "ifdown", "mwan3 ifdown")
+        self.set_online(iface.name, False, "mwan3 ifdown")
+        self.request_apply()
+        await self.wait_applied()
+        return {"interface": iface.name, "online": False}
+
+    async def _cmd_reload(self, args: dict[str, Any]) -> Any:
+        try:
+            cfg = load_config(self.config_path, self.network_path)
+        except ConfigError as exc:
+            raise ControlError(str(exc)) from None
+        self.cfg = cfg
+        self._sync_status()
+        self.request_apply()
+        await self.wait_applied()
+        return {"reloaded": self.config_path}
+
+    async def _cmd_stop(self, args: dict[str, Any]) -> Any:
+        self._stop.set()
+        return {"stopping": os.getpid()}
+
+    async def _cmd_state(self, args: dict[str, Any]) -> Any:
+        rt = self.runtime()
+        return {
+            "interfaces": {
+                n: {"online": rt[n].online, "up": rt[n].up, "admin_up": s.admin_up,
+                    "carrier": s.carrier, "online_since": s.online_since,
+                    "offline_since": s.offline_since, "gateway": rt[n].gateway,
+                    "addresses": list(rt[n].addresses)}
+                for n, s in self.status.items()
+            },
+            "last_apply_ms": self.last_apply.seconds * 1000 if self.last_apply else None,
+        }
+
+    # ------------------------------------------------------------ lifecycle
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
+        """Apply, serve until told to stop, then remove everything."""
+        os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self._reload_safe()))
+        self._tasks.append(asyncio.create_task(self._apply_loop()))
+        self.request_apply()
+        await self.wait_applied(30)
+        self._tasks.append(asyncio.create_task(self._netlink_loop()))
+        await self.control.start()
+        with open(os.path.join(self.run_dir, PID_NAME), "w") as fh:
+            fh.write(f"{os.getpid()}\n")
+        log.info("mwan started: %d interfaces, %d policies, %d rules",
+                 len(self.cfg.enabled_interfaces), len(self.cfg.policies), len(self.cfg.rules))
+        if ready:
+            ready()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.shutdown()
+
+    async def _reload_safe(self) -> None:
+        try:
+            await self._cmd_reload({})
+        except ControlError as exc:
+            log.error("reload refused, keeping the running config:\n%s", exc)
+
+    async def shutdown(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.control.close()
+        try:
+            await self.kernel(self._k_remove)
+        finally:
+            self._executor.shutdown(wait=True)
+            try:
+                os.unlink(os.path.join(self.run_dir, PID_NAME))
+            except FileNotFoundError:
+                pass
+        log.info("mwan stopped; its rules, routes and nft table are removed")

@@ -1,0 +1,59 @@
+"""Apply a whole :class:`Desired` state, and remove everything mwan made."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from ..plan.state import Desired
+from .nft import NftApplier
+from .routing import Routing
+
+log = logging.getLogger(__name__)
+
+# every table id mwan3 can use with any mask of up to 8 bits (ids 1..252)
+MAX_TABLE = 252
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    nft_commands: int
+    rule_changes: int
+    route_changes: int
+    seconds: float
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.nft_commands or self.rule_changes or self.route_changes)
+
+
+class KernelApplier:
+    def __init__(self, routing: Routing | None = None, nft: NftApplier | None = None) -> None:
+        self.routing = routing if routing is not None else Routing()
+        self.nft = nft if nft is not None else NftApplier()
+
+    def apply(self, desired: Desired) -> ApplyResult:
+        """nft first (one transaction), then rules and routes by difference.
+
+        Routes go in before the rules that point to them would matter: the
+        per-WAN unreachable fallback rule keeps marked traffic off ``main``
+        while a table is being filled.
+        """
+        t0 = time.perf_counter()
+        stats = self.nft.apply(desired.nft)
+        routes = self.routing.apply_routes(desired.routes, desired.tables)
+        rules = self.routing.apply_rules(desired.rules)
+        result = ApplyResult(stats.commands, rules, routes, time.perf_counter() - t0)
+        if result.changed:
+            log.debug("applied: %d nft commands, %d rule and %d route changes in %.1f ms",
+                      stats.commands, rules, routes, result.seconds * 1000)
+        return result
+
+    def remove(self) -> ApplyResult:
+        """Remove the nft table and every rule and route marked as mwan's."""
+        t0 = time.perf_counter()
+        removed = 1 if self.nft.remove() else 0
+        rules = self.routing.apply_rules(())
+        routes = self.routing.apply_routes((), range(1, MAX_TABLE + 1))
+        return ApplyResult(removed, rules, routes, time.perf_counter() - t0)

@@ -1,0 +1,192 @@
+"""Make the kernel's ``inet mwan`` table match a desired :class:`NftTable`.
+
+Everything goes through libnftables' JSON API in ONE batch per apply, which
+the kernel commits as one transaction: a packet sees the old ruleset or the
+new one, never a mix.  The batch is a difference: chains whose content did
+not change are not touched, sets keep their elements unless mwan owns them
+(bypass sets) or their shape changed.  User sets (``ipset`` rules, filled by
+dnsmasq's ``nftset=``) and sticky maps keep their contents across applies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ..plan.state import TABLE_FAMILY, TABLE_NAME, NftChain, NftSet, NftTable
+
+log = logging.getLogger(__name__)
+
+
+class NftError(RuntimeError):
+    """libnftables refused a batch (nothing was changed: the batch is atomic)."""
+
+
+def _nftables() -> Any:
+    try:
+        import nftables  # Debian's python3-nftables
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise NftError("the python3-nftables binding is not installed "
+                       "(apt-get install python3-nftables)") from exc
+    nft = nftables.Nftables()
+    nft.set_json_output(True)
+    nft.set_handle_output(False)
+    return nft
+
+
+def _table_obj() -> dict[str, Any]:
+    return {"family": TABLE_FAMILY, "name": TABLE_NAME}
+
+
+def _elements_cmd(op: str, s: NftSet) -> dict[str, Any]:
+    return {op: {"element": {"family": TABLE_FAMILY, "table": TABLE_NAME, "name": s.name,
+                             "elem": list(s.elements or ())}}}
+
+
+@dataclass(frozen=True)
+class ApplyStats:
+    commands: int
+    chains_changed: int
+    sets_changed: int
+
+    @property
+    def changed(self) -> bool:
+        return self.commands > 0
+
+
+class NftApplier:
+    """Keeps what it applied, so the next apply is a small difference."""
+
+    def __init__(self) -> None:
+        self._nft = _nftables()
+        self._chains: dict[str, str] | None = None  # name → digest
+        self._sets: dict[str, NftSet] | None = None
+
+    # ---------------------------------------------------------------- kernel io
+    def run(self, commands: list[dict[str, Any]]) -> Any:
+        if not commands:
+            return None
+        rc, out, err = self._nft.json_cmd({"nftables": commands})
+        if rc != 0:
+            raise NftError(f"nft refused the batch: {err.strip() or out}")
+        return out
+
+    def list(self, kind: str, name: str | None = None) -> list[dict[str, Any]] | None:
+        """List the table (or one chain/set of it); None if it does not exist."""
+        obj: dict[str, Any] = {"family": TABLE_FAMILY}
+        if kind == "table":
+            obj["name"] = TABLE_NAME
+        else:
+            obj.update(table=TABLE_NAME, name=name)
+        rc, out, err = self._nft.json_cmd({"nftables": [{"list": {kind: obj}}]})
+        if rc != 0:
+            return None
+        return out["nftables"]  # type: ignore[no-any-return]
+
+    def list_table(self) -> list[dict[str, Any]] | None:
+        return self.list("table")
+
+    def _load_kernel_state(self) -> tuple[dict[str, str], dict[str, NftSet]]:
+        """What exists now; every existing chain counts as changed."""
+        objs = self.list_table() or []
+        chains: dict[str, str] = {}
+        sets: dict[str, NftSet] = {}
+        for o in objs:
+            if "chain" in o:
+                chains[o["chain"]["name"]] = "?"
+            elif "set" in o:
+                s = o["set"]
+                sets[s["name"]] = NftSet(s["name"], s["type"], tuple(s.get("flags", ())),
+                                         s.get("timeout"), elements=("?",))
+        return chains, sets
+
+    # ---------------------------------------------------------------- apply
+    def apply(self, table: NftTable) -> ApplyStats:
+        if self._chains is None or self._sets is None:
+            self._chains, self._sets = self._load_kernel_state()
+        old_chains, old_sets = self._chains, self._sets
+        want_chains = {c.name: c for c in table.chains}
+        want_sets = {s.name: s for s in table.sets}
+
+        batch: list[dict[str, Any]] = []
+        recreate = [n for n, s in want_sets.items()
+                    if n in old_sets and old_sets[n].shape() != s.shape()]
+        changed = [c for c in table.chains
+                   if recreate or old_chains.get(c.name) != c.digest()]
+        stale_chains = [n for n in old_chains if n not in want_chains]
+        stale_sets = [n for n in old_sets if n not in want_sets]
+
+        for c in changed:
+            if c.name not in old_chains:
+                batch.append({"add": {"chain": c.definition()}})
+        for s in table.sets:
+            if s.name not in old_sets:
+                batch.append({"add": {"set": s.definition()}})
+        for c in changed:
+            if c.name in old_chains:
+                batch.append({"flush": {"chain": {"family": TABLE_FAMILY, "table": TABLE_NAME,
+                                                  "name": c.name}}})
+        for name in stale_chains:
+            batch.append({"flush": {"chain": {"family": TABLE_FAMILY, "table": TABLE_NAME,
+                                              "name": name}}})
+        for name in recreate:
+            batch.append({"delete": {"set": {"family": TABLE_FAMILY, "table": TABLE_NAME,
+                                             "name": name}}})
+            batch.append({"add": {"set": want_sets[name].definition()}})
+        sets_changed = len(recreate)
+        for s in table.sets:
+            if s.elements is None:
+                continue
+            old = old_sets.get(s.name)
+            if old is not None and s.name not in recreate and old.elements == s.elements:
+                continue
+            if old is not None and s.name not in recreate:
+                batch.append({"flush": {"set": {"family": TABLE_FAMILY, "table": TABLE_NAME,
+                                                "name": s.name}}})
+            if s.elements:
+                batch.append(_elements_cmd("add", s))
+            sets_changed += 1
+        for c in changed:
+            for i, rule in enumerate(c.rules):
+                r: dict[str, Any] = {"family": TABLE_FAMILY, "table": TABLE_NAME,
+                                     "chain": c.name, "expr": list(rule)}
+                if i < len(c.comments) and c.comments[i]:
+                    r["comment"] = c.comments[i]
+                batch.append({"add": {"rule": r}})
+        for name in stale_chains:
+            batch.append({"delete": {"chain": {"family": TABLE_FAMILY, "table": TABLE_NAME,
+                                               "name": name}}})
+        for name in stale_sets:
+            batch.append({"delete": {"set": {"family": TABLE_FAMILY, "table": TABLE_NAME,
+                                             "name": name}}})
+        sets_changed += len(stale_sets) + len([s for s in table.sets if s.name not in old_sets])
+        if batch:
+            batch.insert(0, {"add": {"table": _table_obj()}})
+        self.run(batch)
+        self._chains = {c.name: c.digest() for c in table.chains}
+        self._sets = dict(want_sets)
+        return ApplyStats(len(batch), len(changed) + len(stale_chains), sets_changed)
+
+    def remove(self) -> bool:
+        """Delete the whole table (and everything in it); True if it existed."""
+        self._chains, self._sets = None, None
+        if self.list_table() is None:
+            return False
+        self.run([{"delete": {"table": _table_obj()}}])
+        return True
+
+    def forget(self) -> None:
+        """Drop the memory of what was applied (the next apply re-reads the kernel)."""
+        self._chains, self._sets = None, None
+
+
+def chain_rules_with_counters(applier: NftApplier, chain: str) -> list[dict[str, Any]]:
+    """The rules of one chain as listed (with counter values and comments)."""
+    objs = applier.list("chain", chain) or []
+    return [o["rule"] for o in objs if "rule" in o]
+
+
+def describe(chain: NftChain) -> str:  # pragma: no cover - debugging aid
+    return json.dumps({"chain": chain.definition(), "rules": chain.rules}, indent=1)

@@ -1,0 +1,412 @@
+"""Config + interface states + kernel facts → the desired kernel state.
+
+Pure: no I/O.  The packet path it builds (one ``inet mwan`` table):
+
+``prerouting`` (filter, mangle+1) clears mwan's mark bits (decapsulated
+packets inherit the outer flow's mark), exempts ICMPv6 neighbour discovery,
+and goes to ``decide``.  ``output`` (route, mangle+1) leaves packets whose
+program set a mark in the mask alone (probes, ``mwan3 use``, WireGuard's
+fwmark) and goes to ``decide``.
+
+``decide`` restores the connection's mark (a verdict map on ``ct mark &
+mask`` to one ``mark_N`` chain per id: nft 1.0.6 cannot OR two registers);
+only a new connection's first packet in the original direction reaches
+``classify``; whatever mark it got is saved to the connection through
+``save_N`` chains.  ``classify``: inbound on a WAN → that WAN (unless from a
+connected source); to a connected/custom/dynamic network → default (main
+table); from a WAN's own address → that WAN; then the user rules, first
+match wins.  ``policy_P_vF`` chains pick among the online members of the
+lowest metric by ``numgen random`` over the weights (exact ratios).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+
+from ..config.marks import MarkSpace
+from ..config.model import SPECIAL_POLICIES, Config, Interface, Rule
+from ..config.fields import PROTO_NUMBERS
+from . import nftexpr as X
+from .policy import PolicyChoice, choose
+from .state import (
+    Desired,
+    Family,
+    IfaceRuntime,
+    IpRule,
+    KernelFacts,
+    NftChain,
+    NftSet,
+    NftTable,
+    Route,
+)
+
+HOOK_PRIORITY = -149  # mangle + 1, as fw4-compatible multi-WAN tables do
+FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
+SUFFIX = {"ipv4": "v4", "ipv6": "v6"}
+ADDR_TYPE = {"ipv4": "ipv4_addr", "ipv6": "ipv6_addr"}
+IP_PROTO = {"ipv4": "ip", "ipv6": "ip6"}
+ND_TYPES = ["nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit",
+            "nd-neighbor-advert", "nd-redirect"]
+ALWAYS_CONNECTED = {
+    "ipv4": ["127.0.0.0/8", "224.0.0.0/3"],
+    "ipv6": ["::1/128", "fe80::/10", "ff00::/8"],
+}
+NFT_LOG_LEVEL = {"error": "err", "warning": "warn"}
+MAIN_TABLE = 254
+IIF_PRIORITY, FWMARK_PRIORITY, FALLBACK_PRIORITY = 1000, 2000, 3000
+
+
+def mark_chain(ident: int) -> str:
+    return f"mark_{ident}"
+
+
+def save_chain(ident: int) -> str:
+    return f"save_{ident}"
+
+
+def policy_chain(policy: str, family: Family) -> str:
+    return f"policy_{policy}_{SUFFIX[family]}"
+
+
+def sticky_chain(rule: str, family: Family) -> str:
+    return f"sticky_{rule}_{SUFFIX[family]}"
+
+
+def sticky_set(rule: str, ident: int, family: Family) -> str:
+    return f"sticky_{rule}_{ident}_{SUFFIX[family]}"
+
+
+def user_set(name: str, family: Family) -> str:
+    """The nft set behind a rule's ``ipset`` option, one per family."""
+    return f"{name}_{SUFFIX[family]}"
+
+
+def up_interfaces(cfg: Config, runtime: Mapping[str, IfaceRuntime]) -> list[Interface]:
+    return [i for i in cfg.enabled_interfaces
+            if (rt := runtime.get(i.name)) is not None and rt.up]
+
+
+# ---------------------------------------------------------------- bypass sets
+
+def bypass_networks(cfg: Config, facts: KernelFacts, family: Family
+                    ) -> tuple[list[Any], list[Any]]:
+    """(connected, custom) networks of one family, collapsed, no overlaps.
+
+    connected: every non-default route of the main table, the router's own
+    addresses, and the always-local ranges; custom: the non-default routes of
+    the ``rt_table_lookup`` tables.
+    """
+    version = 4 if family == "ipv4" else 6
+    lookup = set(cfg.globals.rt_table_lookup)
+    connected: list[Any] = [ipaddress.ip_network(n) for n in ALWAYS_CONNECTED[family]]
+    custom: list[Any] = []
+    for r in facts.routes:
+        if r.family != family or r.is_default:
+            continue
+        net = ipaddress.ip_network(r.dst, strict=False)
+        if r.table == MAIN_TABLE:
+            connected.append(net)
+        elif r.table in lookup:
+            custom.append(net)
+    for a in facts.addresses:
+        if a.family == family:
+            connected.append(ipaddress.ip_network(a.address))
+    connected = [n for n in connected if n.version == version]
+    return (list(ipaddress.collapse_addresses(connected)),
+            list(ipaddress.collapse_addresses([n for n in custom if n.version == version])))
+
+
+def bypass_sets(cfg: Config, facts: KernelFacts) -> list[NftSet]:
+    out = []
+    for fam in FAMILIES:
+        connected, custom = bypass_networks(cfg, facts, fam)
+        sfx = SUFFIX[fam]
+        out.append(NftSet(f"connected_{sfx}", ADDR_TYPE[fam], ("interval",),
+                          elements=tuple(X.set_elements(connected))))
+        out.append(NftSet(f"custom_{sfx}", ADDR_TYPE[fam], ("interval",),
+                          elements=tuple(X.set_elements(custom))))
+        # for users and scripts: its elements are never touched by mwan
+        out.append(NftSet(f"dynamic_{sfx}", ADDR_TYPE[fam], ("interval",), elements=None))
+    return out
+
+
+# ------------------------------------------------------------- mark chains
+
+def mark_chains(space: MarkSpace, ids: list[int]) -> list[NftChain]:
+    chains = []
+    for ident in ids:
+        m = space.mark(ident)
+        chains.append(NftChain(mark_chain(ident), ((X.set_masked(X.meta("mark"), space.mask, m),),)))
+        chains.append(NftChain(save_chain(ident), ((X.set_masked(X.ct("mark"), space.mask, m),),)))
+    return chains
+
+
+def base_chains(space: MarkSpace, ids: list[int]) -> list[NftChain]:
+    mask = space.mask
+    nd = (X.match(X.payload("icmpv6", "type"), {"set": ND_TYPES}), X.ret())
+    prerouting = NftChain(
+        "prerouting",
+        (
+            (X.set_masked(X.meta("mark"), mask, 0),),
+            nd,
+            (X.goto("decide"),),
+        ),
+        hook="prerouting", chain_type="filter", priority=HOOK_PRIORITY,
+    )
+    output = NftChain(
+        "output",
+        (
+            (X.match(X.band(X.meta("mark"), mask), 0, "!="), X.ret()),
+            nd,
+            (X.goto("decide_out"),),
+        ),
+        hook="output", chain_type="route", priority=HOOK_PRIORITY,
+    )
+    restore = [(space.mark(i), X.goto(mark_chain(i))) for i in ids]
+    save = [(space.mark(i), X.goto(save_chain(i))) for i in ids]
+    def decide(name: str, classify: str) -> NftChain:
+        return NftChain(name, (
+            (X.vmap(X.band(X.ct("mark"), mask), restore),),
+            (X.match(X.ct("state"), "new", "in"), X.match(X.ct("direction"), "original"),
+             X.jump(classify)),
+            (X.vmap(X.band(X.meta("mark"), mask), save),),
+        ))
+    return [prerouting, output, decide("decide", "classify"), decide("decide_out", "classify_out")]
+
+
+# ------------------------------------------------------------ classify
+
+def classify_chains(cfg: Config, space: MarkSpace, runtime: Mapping[str, IfaceRuntime]
+                    ) -> list[NftChain]:
+    """``classify`` (forwarded and inbound traffic) and ``classify_out`` (the router's own).
+
+    A router-originated packet always carries some WAN's address (main's
+    route chose it before mwan saw the packet), so for it the user rules come
+    first and the WAN-source match only catches what no rule claimed.
+    """
+    common: list[tuple[Any, ...]] = []
+    inbound: list[tuple[Any, ...]] = []
+    sources: list[tuple[Any, ...]] = []
+    up = up_interfaces(cfg, runtime)
+    default = mark_chain(space.default_id)
+    for fam in FAMILIES:
+        sfx, proto = SUFFIX[fam], IP_PROTO[fam]
+        devs = [i for i in up if i.family == fam]
+        if devs:
+            fam_match = X.match(X.meta("nfproto"), fam)
+            names = sorted({i.device for i in devs})
+            inbound.append((fam_match, X.match(X.meta("iifname"), {"set": names}),
+                            X.match(X.payload(proto, "saddr"), X.set_ref(f"connected_{sfx}")),
+                            X.goto(default)))
+            inbound.append((fam_match, X.vmap(X.meta("iifname"),
+                                              [(i.device, X.goto(mark_chain(i.id))) for i in devs])))
+        for set_name in (f"connected_{sfx}", f"custom_{sfx}", f"dynamic_{sfx}"):
+            common.append((X.match(X.payload(proto, "daddr"), X.set_ref(set_name)), X.goto(default)))
+        pairs: dict[str, Any] = {}
+        for i in devs:
+            for a in runtime[i.name].addresses:
+                pairs.setdefault(a, X.goto(mark_chain(i.id)))  # first interface wins
+        if pairs:
+            sources.append((X.vmap(X.payload(proto, "saddr"), list(pairs.items())),))
+    classify = NftChain("classify", tuple(inbound + common + sources + [(X.goto("rules"),)]))
+    classify_out = NftChain("classify_out", tuple(
+        common + [(X.jump("rules"),),
+                  (X.match(X.band(X.meta("mark"), space.mask), 0, "!="), X.ret())] + sources))
+    return [classify, classify_out]
+
+
+def policy_chains(cfg: Config, space: MarkSpace, choices: list[PolicyChoice]) -> list[NftChain]:
+    out = []
+    for choice in choices:
+        out.append(NftChain(policy_chain(choice.policy, choice.family),
+                            (policy_verdict(cfg, space, choice),)))
+    return out
+
+
+def last_resort_id(space: MarkSpace, last_resort: str) -> int:
+    return {"blackhole": space.blackhole_id, "default": space.default_id}.get(
+        last_resort, space.unreachable_id)
+
+
+def policy_verdict(cfg: Config, space: MarkSpace, choice: PolicyChoice) -> tuple[Any, ...]:
+    if not choice.shares:
+        return (X.goto(mark_chain(last_resort_id(space, choice.last_resort))),)
+    if len(choice.shares) == 1:
+        return (X.goto(mark_chain(cfg.interface(choice.shares[0].interface).id)),)
+    total = choice.total_weight
+    pairs, start = [], 0
+    for s in choice.shares:
+        end = start + s.weight - 1
+        key: Any = start if start == end else {"range": [start, end]}
+        pairs.append((key, X.goto(mark_chain(cfg.interface(s.interface).id))))
+        start = end + 1
+    ng = {"numgen": {"mode": "random", "mod": total, "offset": 0}}
+    return (X.vmap(ng, pairs),)
+
+
+def rule_matches(rule: Rule, family: Family) -> list[Any]:
+    """The match statements of a user rule for one family (no verdict)."""
+    version = 4 if family == "ipv4" else 6
+    stmts: list[Any] = [X.match(X.meta("nfproto"), family)]
+    for field, nets in (("saddr", rule.src_ip), ("daddr", rule.dest_ip)):
+        m = X.addr_match(field, nets, version) if nets else None
+        if m is not None and m != stmts[0]:
+            stmts.append(m)
+    if rule.src_iface is not None:
+        stmts.append(X.match(X.meta("iifname"), rule.src_iface))
+    if rule.ipset is not None:
+        stmts.append(X.match(X.payload(IP_PROTO[family], "daddr"),
+                             X.set_ref(user_set(rule.ipset, family))))
+    if rule.proto in ("tcp", "udp") and (rule.src_port or rule.dest_port):
+        if rule.src_port:
+            stmts.append(X.port_match(rule.proto, "sport", rule.src_port))
+        if rule.dest_port:
+            stmts.append(X.port_match(rule.proto, "dport", rule.dest_port))
+    elif rule.proto != "all":
+        num = PROTO_NUMBERS.get(rule.proto)
+        if rule.proto == "icmp" and family == "ipv6":
+            num = 58
+        stmts.append(X.match(X.meta("l4proto"), num if num is not None else int(rule.proto)))
+    return stmts
+
+
+def rule_target(cfg: Config, space: MarkSpace, rule: Rule, family: Family) -> str:
+    if rule.use_policy in SPECIAL_POLICIES:
+        return mark_chain({"default": space.default_id, "unreachable": space.unreachable_id,
+                           "blackhole": space.blackhole_id}[rule.use_policy])
+    if rule.sticky:
+        return sticky_chain(rule.name, family)
+    return policy_chain(rule.use_policy, family)
+
+
+def rules_chain(cfg: Config, space: MarkSpace) -> NftChain:
+    rules: list[tuple[Any, ...]] = []
+    comments: list[str | None] = []
+    level = NFT_LOG_LEVEL.get(cfg.globals.loglevel, cfg.globals.loglevel)
+    for rule in cfg.rules:
+        for fam in rule.families():
+            stmts = rule_matches(rule, fam)
+            target = rule_target(cfg, space, rule, fam)
+            if cfg.globals.logging and rule.logging:
+                rules.append((*stmts, {"log": {"prefix": f"MWAN3({rule.name}) ",
+                                               "level": level}}))
+                comments.append(f"log {rule.name}")
+            rules.append((*stmts, X.counter(), X.goto(target)))
+            comments.append(rule.name)
+    return NftChain("rules", tuple(rules), comments=tuple(comments))
+
+
+def sticky_parts(cfg: Config, space: MarkSpace, choices: Mapping[tuple[str, Family], PolicyChoice]
+                 ) -> tuple[list[NftChain], list[NftSet]]:
+    chains, sets = [], []
+    for rule in cfg.rules:
+        if not rule.sticky or rule.use_policy in SPECIAL_POLICIES:
+            continue
+        for fam in rule.families():
+            choice = choices[(rule.use_policy, fam)]
+            proto = IP_PROTO[fam]
+            saddr = X.payload(proto, "saddr")
+            body: list[tuple[Any, ...]] = []
+            ids = [cfg.interface(s.interface).id for s in choice.shares]
+            for ident in ids:
+                name = sticky_set(rule.name, ident, fam)
+                sets.append(NftSet(name, ADDR_TYPE[fam], ("timeout",), timeout=rule.timeout,
+                                   elements=None))
+                update = {"set": {"op": "update", "elem": saddr, "set": X.set_ref(name)}}
+                body.append((X.match(saddr, X.set_ref(name)), update, X.goto(mark_chain(ident))))
+            body.append((X.jump(policy_chain(rule.use_policy, fam)),))
+            for ident in ids:
+                name = sticky_set(rule.name, ident, fam)
+                update = {"set": {"op": "update", "elem": saddr, "set": X.set_ref(name)}}
+                body.append((X.match(X.band(X.meta("mark"), space.mask), space.mark(ident)),
+                             update))
+            chains.append(NftChain(sticky_chain(rule.name, fam), tuple(body)))
+    return chains, sets
+
+
+def user_sets(cfg: Config) -> list[NftSet]:
+    names = sorted({r.ipset for r in cfg.rules if r.ipset is not None})
+    return [NftSet(user_set(n, fam), ADDR_TYPE[fam], ("interval",), elements=None)
+            for n in names for fam in FAMILIES]
+
+
+def compile_nft(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: KernelFacts) -> NftTable:
+    space = MarkSpace(cfg.globals.mmx_mask)
+    ids = [i.id for i in cfg.enabled_interfaces] + [
+        space.blackhole_id, space.unreachable_id, space.default_id]
+    choices = {(p.name, fam): choose(cfg, p, fam, runtime) for fam in FAMILIES
+               for p in cfg.policies}
+    sticky_chains, sticky_sets = sticky_parts(cfg, space, choices)
+    chains = (base_chains(space, ids) + mark_chains(space, ids)
+              + classify_chains(cfg, space, runtime) + [rules_chain(cfg, space)]
+              + policy_chains(cfg, space, list(choices.values())) + sticky_chains)
+    sets = bypass_sets(cfg, facts) + user_sets(cfg) + sticky_sets
+    return NftTable(sets=tuple(sets), chains=tuple(chains))
+
+
+# ------------------------------------------------------------ ip rules
+
+def desired_rules(cfg: Config, runtime: Mapping[str, IfaceRuntime]) -> tuple[IpRule, ...]:
+    space = MarkSpace(cfg.globals.mmx_mask)
+    mask = space.mask
+    out: list[IpRule] = []
+    for fam in FAMILIES:
+        out.append(IpRule(FWMARK_PRIORITY + space.blackhole_id, fam, "blackhole",
+                          fwmark=space.blackhole_mark, fwmask=mask))
+        out.append(IpRule(FWMARK_PRIORITY + space.unreachable_id, fam, "unreachable",
+                          fwmark=space.unreachable_mark, fwmask=mask))
+    for i in cfg.enabled_interfaces:
+        m = space.mark(i.id)
+        rt = runtime.get(i.name)
+        if rt is not None and rt.up:
+            out.append(IpRule(IIF_PRIORITY + i.id, i.family, "lookup", table=MAIN_TABLE,
+                              iif=i.device))
+        out.append(IpRule(FWMARK_PRIORITY + i.id, i.family, "lookup", table=i.id,
+                          fwmark=m, fwmask=mask))
+        out.append(IpRule(FALLBACK_PRIORITY + i.id, i.family, "unreachable", fwmark=m,
+                          fwmask=mask))
+    return tuple(sorted(out))
+
+
+# ------------------------------------------------------------ routes
+
+COPY_TYPES = ("unicast", "unreachable", "blackhole", "prohibit", "throw")
+
+
+def desired_routes(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: KernelFacts
+                   ) -> tuple[Route, ...]:
+    """Each up WAN's table: its default route plus copies of main's other routes."""
+    lookup = set(cfg.globals.rt_table_lookup)
+    out: set[Route] = set()
+    for i in cfg.enabled_interfaces:
+        rt = runtime.get(i.name)
+        if rt is None or not rt.up:
+            continue
+        if rt.gateway is not None:
+            out.add(Route(i.id, i.family, "default", dev=i.device, gateway=rt.gateway))
+        else:
+            out.add(Route(i.id, i.family, "default", dev=i.device, scope=253))
+        for r in facts.routes:
+            if r.family != i.family or r.is_default or r.type not in COPY_TYPES:
+                continue
+            if r.table != MAIN_TABLE and r.table not in lookup:
+                continue
+            if r.family == "ipv6" and r.dst in ("fe80::/64",):
+                continue
+            if r.dev is not None and facts.devices and r.dev not in facts.devices:
+                continue
+            out.add(Route(i.id, i.family, r.dst, dev=r.dev, gateway=r.gateway,
+                          prefsrc=r.prefsrc, metric=r.metric, scope=r.scope, type=r.type))
+    return tuple(sorted(out, key=lambda r: (r.table, r.family, r.dst, str(r.metric), str(r.dev))))
+
+
+def compile_plan(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: KernelFacts) -> Desired:
+    return Desired(
+        nft=compile_nft(cfg, runtime, facts),
+        rules=desired_rules(cfg, runtime),
+        routes=desired_routes(cfg, runtime, facts),
+        tables=tuple(i.id for i in cfg.enabled_interfaces),
+        ids=tuple((i.name, i.id) for i in cfg.interfaces),
+    )
