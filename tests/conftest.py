@@ -1,0 +1,59 @@
+"""Shared fixtures.
+
+Lab tests (``@pytest.mark.lab``) get a fresh network-namespace lab from the
+``lab`` fixture, or several from ``make_lab``; both skip with the reason
+when labs cannot be built here (not root, no netns) and always tear down.
+
+    @pytest.mark.lab
+    @pytest.mark.parametrize("lab", [{"isps": 3, "clients": 2}], indirect=True)
+    def test_something(lab): ...
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from mwan.lab import Lab, cleanup_stale
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Remove namespaces left behind by labs of earlier, crashed runs."""
+    if os.geteuid() == 0:
+        cleanup_stale()
+
+
+@pytest.fixture(scope="session")
+def lab_available() -> tuple[bool, str]:
+    """(ok, reason) from :meth:`Lab.available`, probed once per session."""
+    return Lab.available()
+
+
+@pytest.fixture
+def make_lab(lab_available: tuple[bool, str]) -> Iterator[Callable[..., Lab]]:
+    """Factory: ``make_lab(isps=2, clients=1, ipv6=True)`` builds a lab, closed after the test."""
+    ok, reason = lab_available
+    if not ok:
+        pytest.skip(f"lab unavailable: {reason}")
+    labs: list[Lab] = []
+
+    def factory(**kw: Any) -> Lab:
+        lab = Lab(**kw)
+        labs.append(lab)
+        return lab.build()
+
+    try:
+        yield factory
+    finally:
+        for lab in labs:
+            lab.close()
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest, make_lab: Callable[..., Lab]) -> Lab:
+    """A built lab; Lab(**param) with indirect parametrization, default 2 ISPs and 1 client."""
+    kw: dict[str, Any] = getattr(request, "param", None) or {}
+    return make_lab(**kw)
