@@ -139,7 +139,9 @@ def mark_chains(space: MarkSpace, ids: list[int]) -> list[NftChain]:
     for ident in ids:
         m = space.mark(ident)
         chains.append(NftChain(mark_chain(ident), ((X.set_masked(X.meta("mark"), space.mask, m),),)))
-        chains.append(NftChain(save_chain(ident), ((X.set_masked(X.ct("mark"), space.mask, m),),)))
+        if ident not in (space.blackhole_id, space.unreachable_id):
+            chains.append(NftChain(save_chain(ident),
+                                   ((X.set_masked(X.ct("mark"), space.mask, m),),)))
     return chains
 
 
@@ -165,7 +167,10 @@ def base_chains(space: MarkSpace, ids: list[int]) -> list[NftChain]:
         hook="output", chain_type="route", priority=HOOK_PRIORITY,
     )
     restore = [(space.mark(i), X.goto(mark_chain(i))) for i in ids]
-    save = [(space.mark(i), X.goto(save_chain(i))) for i in ids]
+    # unreachable/blackhole are decided per packet and never saved: a saved
+    # unreachable mark would also catch the router's own ICMP error for the flow
+    final = (space.blackhole_id, space.unreachable_id)
+    save = [(space.mark(i), X.goto(save_chain(i))) for i in ids if i not in final]
     def decide(name: str, classify: str) -> NftChain:
         return NftChain(name, (
             (X.vmap(X.band(X.ct("mark"), mask), restore),),

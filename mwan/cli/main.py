@@ -1,0 +1,90 @@
+"""The ``mwan3`` command: argument parsing and dispatch.
+
+Each command lives in a small module and is registered here with its
+arguments; handlers take the parsed namespace and return the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+Handler = Callable[[argparse.Namespace], int]
+
+DEFAULT_CONFIG = "/etc/config/mwan3"
+DEFAULT_NETWORK = "/etc/config/network"
+DEFAULT_RUN_DIR = "/run/mwan3"
+
+
+def _globals(p: argparse.ArgumentParser, suppress: bool) -> None:
+    d = argparse.SUPPRESS if suppress else None
+    p.add_argument("--config", metavar="FILE",
+                   default=d if suppress else os.environ.get("MWAN_CONFIG", DEFAULT_CONFIG),
+                   help="the mwan3 UCI file (default %(default)s)")
+    p.add_argument("--network-config", metavar="FILE",
+                   default=d if suppress else DEFAULT_NETWORK,
+                   help="OpenWrt network config, read for devices (default %(default)s)")
+    p.add_argument("--run-dir", metavar="DIR",
+                   default=d if suppress else os.environ.get("MWAN_RUN_DIR", DEFAULT_RUN_DIR),
+                   help="pid file, control socket, state (default %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import config_cmds, service_cmds
+
+    parser = argparse.ArgumentParser(
+        prog="mwan3", description="Multi-WAN load balancing and failover (mwan3 compatible).")
+    _globals(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        _globals(p, suppress=True)
+        p.set_defaults(handler=handler)
+        return p
+
+    add("check", config_cmds.cmd_check, "validate the config and print a summary")
+    p = add("show-config", config_cmds.cmd_show_config,
+            "print the validated config with every default filled in")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    add("start", service_cmds.cmd_start, "validate, apply and run the daemon in the background")
+    add("stop", service_cmds.cmd_stop, "stop the daemon and remove everything it made")
+    add("restart", service_cmds.cmd_restart,
+        "reload the config in place (a bad config changes nothing), or start")
+    p = add("daemon", service_cmds.cmd_daemon, "run the daemon in the foreground (systemd)")
+    p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    for name, handler, text in (
+        ("ifup", service_cmds.cmd_ifup, "bring an interface into service"),
+        ("ifdown", service_cmds.cmd_ifdown, "take an interface out of service"),
+    ):
+        p = add(name, handler, text)
+        p.add_argument("interface")
+    try:
+        from . import report_cmds
+    except ImportError:
+        report_cmds = None  # type: ignore[assignment]
+    if report_cmds is not None:
+        report_cmds.register(add)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
