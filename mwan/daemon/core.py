@@ -100,6 +100,12 @@ class Daemon:
             "stop": self._cmd_stop,
             "state": self._cmd_state,
         })
+        try:  # read-only report commands (status, explain, ...) live in their own module
+            from . import report
+        except ImportError:
+            report = None  # type: ignore[assignment]
+        if report is not None:
+            self.control.handlers.update(report.handlers(self))
         self._sync_status()
 
     # ------------------------------------------------------------ kernel thread
