@@ -1,0 +1,210 @@
+"""The tracker of one interface: an asyncio task that probes and feeds the machine.
+
+All targets of a round are probed at once (mwan3 probes them one after the
+other), so a failed round costs one ``timeout``, not one per target; and
+rounds start at a steady cadence (``interval`` apart, or the failure /
+recovery interval), so an outage is declared at most
+``interval x down + timeout`` after it begins.  The
+daemon calls :meth:`Tracker.pause` on carrier loss / ``ifdown`` and
+:meth:`Tracker.resume` when the device comes back; each cancels the round in
+flight, so the machine never counts a round that straddled the change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..config.model import Interface
+from .machine import Params, State, Status, Step, Verdict, after_round, first_connect, pause
+from .probes import ProbeSpec, TargetResult, probe
+
+log = logging.getLogger("mwan.track")
+
+HISTORY_SECONDS = 3600.0
+DEFAULT_PORTS = {"nping-tcp": 80, "httping": 80, "nping-udp": 53}
+
+Prober = Callable[[ProbeSpec, str], Awaitable[TargetResult]]
+OnStep = Callable[["Tracker", Step, str], None]
+
+
+@dataclass
+class TargetStats:
+    """What ``status`` shows for one target: the last test and the totals."""
+
+    ip: str
+    status: str = "unknown"
+    latency_ms: float | None = None
+    loss_pct: float | None = None
+    error: str | None = None
+    sent: int = 0
+    lost: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ip": self.ip, "status": self.status, "latency_ms": self.latency_ms,
+                "loss_pct": self.loss_pct, "error": self.error,
+                "sent": self.sent, "lost": self.lost}
+
+
+def probe_spec(iface: Interface, mark: int, source: str | None) -> ProbeSpec:
+    method = iface.track_method
+    port = iface.track_port or DEFAULT_PORTS.get(method)
+    if method == "httping" and iface.httping_ssl and iface.track_port is None:
+        port = 443
+    return ProbeSpec(method=method, family=iface.family, device=iface.device, source=source,
+                     mark=mark, count=iface.count, timeout=float(iface.timeout),
+                     size=iface.size, max_ttl=iface.max_ttl, port=port,
+                     https=iface.httping_ssl)
+
+
+def round_reason(targets: Sequence[TargetStats], step: Step, reliability: int) -> str:
+    """One line on why the round went the way it did."""
+    parts = []
+    for t in targets:
+        if t.status == Verdict.UP.value:
+            parts.append(f"{t.ip} up {t.latency_ms:.0f} ms" if t.latency_ms is not None
+                         else f"{t.ip} up")
+        elif t.status == Verdict.SKIPPED.value:
+            parts.append(f"{t.ip} degraded {t.latency_ms or 0:.0f} ms {t.loss_pct or 0:.0f}% loss")
+        else:
+            parts.append(f"{t.ip} down ({t.error or f'{t.loss_pct or 100:.0f}% loss'})")
+    return f"{step.host_up}/{len(targets)} targets up, {reliability} needed: " + ", ".join(parts)
+
+
+class Tracker:
+    """Probe one interface's targets forever; report each step through ``on_step``."""
+
+    def __init__(self, iface: Interface, mark: int, source: Callable[[], str | None],
+                 on_step: OnStep, prober: Prober = probe,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.iface = iface
+        self.params = Params.of(iface)
+        self.mark = mark
+        self._source = source
+        self._on_step = on_step
+        self._prober = prober
+        self._clock = clock
+        self.state = State(Status.DISABLED, 0)
+        self.targets = [TargetStats(str(ip)) for ip in iface.track_ip]
+        self.history: deque[tuple[float, float | None, float | None, str]] = deque()
+        self.last_test: float | None = None
+        self.last_reason = ""
+        self.probes_sent = 0
+        self.probes_lost = 0
+        self._wake = asyncio.Event()
+        self._round: asyncio.Task[list[TargetResult]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------ control
+    def start(self, device_up: bool, online: bool | None = None) -> None:
+        if device_up:
+            self._step(first_connect(self.params, online), "tracking started")
+        self._task = asyncio.create_task(self._run(), name=f"track-{self.iface.name}")
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._round:
+            self._round.cancel()
+
+    def pause(self, reason: str) -> None:
+        """Offline at once (carrier lost, device gone, ifdown); probes stop."""
+        if self.state.status == Status.DISABLED:
+            return
+        self._interrupt()
+        self._step(pause(self.state), reason)
+
+    def resume(self, reason: str, online: bool | None = None) -> None:
+        """Probe again; ``online=False`` makes it earn ``up`` good rounds first."""
+        if self.state.status != Status.DISABLED:
+            return
+        self._interrupt()
+        self._step(first_connect(self.params, online), reason)
+
+    def _interrupt(self) -> None:
+        if self._round and not self._round.done():
+            self._round.cancel()
+        self._wake.set()
+
+    def _step(self, step: Step, reason: str) -> None:
+        self.state = step.state
+        self._on_step(self, step, reason)
+
+    # ------------------------------------------------------------ the loop
+    async def _run(self) -> None:
+        while True:
+            if not self.state.active:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            self._wake.clear()
+            started = asyncio.get_running_loop().time()
+            spec = probe_spec(self.iface, self.mark, self._source())
+            self._round = asyncio.ensure_future(self._probe_all(spec))
+            try:
+                results = await self._round
+            except asyncio.CancelledError:
+                if self._task and self._task.cancelling():
+                    raise
+                continue  # paused or resumed mid-round: this round does not count
+            finally:
+                self._round = None
+            if self._wake.is_set():
+                continue
+            step = after_round(self.params, self.state, results)
+            self._record(results, step)
+            self._step(step, self.last_reason)
+            # rounds start every `sleep` seconds (mwan3 sleeps after the probes instead,
+            # which adds a timeout per round to the detection time)
+            elapsed = asyncio.get_running_loop().time() - started
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(0.0, step.sleep - elapsed))
+            except TimeoutError:
+                pass
+
+    async def _probe_all(self, spec: ProbeSpec) -> list[TargetResult]:
+        return list(await asyncio.gather(*(self._prober(spec, t.ip) for t in self.targets)))
+
+    def _record(self, results: Sequence[TargetResult], step: Step) -> None:
+        now = self._clock()
+        self.last_test = now
+        latencies, losses = [], []
+        for t, r, v in zip(self.targets, results, step.verdicts):
+            t.status = v.value
+            t.latency_ms = r.latency_ms
+            t.loss_pct = r.loss_pct
+            t.error = r.error
+            t.sent += r.sent
+            t.lost += r.sent - r.received
+            self.probes_sent += r.sent
+            self.probes_lost += r.sent - r.received
+            if r.latency_ms is not None:
+                latencies.append(r.latency_ms)
+            losses.append(r.loss_pct)
+        latency = sum(latencies) / len(latencies) if latencies else None
+        loss = sum(losses) / len(losses) if losses else None
+        self.history.append((now, latency, loss, step.state.status.value))
+        while self.history and self.history[0][0] < now - HISTORY_SECONDS:
+            self.history.popleft()
+        self.last_reason = round_reason(self.targets, step, self.params.reliability)
+
+    # ------------------------------------------------------------ reporting
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "tracking": "active" if self.state.active else "paused",
+            "status": self.state.status.value,
+            "score": self.state.score,
+            "lost": self.state.lost,
+            "turn": self.state.turn,
+            "last_test": self.last_test,
+            "targets": [t.as_dict() for t in self.targets],
+            "probes_sent": self.probes_sent,
+            "probes_lost": self.probes_lost,
+            "history": [list(h) for h in self.history],
+        }

@@ -1,0 +1,150 @@
+"""The tracker's asyncio driver with a fake prober (no sockets, no root)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from dataclasses import dataclass
+
+from mwan.config.model import Interface
+from mwan.track.machine import Status, Step
+from mwan.track.tracker import Tracker, probe_spec
+
+
+@dataclass(frozen=True)
+class FakeResult:
+    target: str
+    sent: int
+    received: int
+    latency_ms: float | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.received > 0
+
+    @property
+    def loss_pct(self) -> float:
+        return 100.0 * (self.sent - self.received) / self.sent
+
+
+class World:
+    """Which targets answer; counts probes."""
+
+    def __init__(self) -> None:
+        self.alive = True
+        self.probes = 0
+        self.delay = 0.0
+
+    async def prober(self, spec: object, target: str) -> FakeResult:
+        self.probes += 1
+        await asyncio.sleep(self.delay)
+        if self.alive:
+            return FakeResult(target, 1, 1, 5.0)
+        return FakeResult(target, 1, 0, None, "timeout")
+
+
+def iface(**kw: object) -> Interface:
+    base: dict[str, object] = dict(
+        name="wan", id=1, device="wan1", enabled=True,
+        track_ip=(ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("192.0.2.2")),
+        interval=0.02, failure_interval=0.02, recovery_interval=0.02, up=2, down=2, timeout=1)
+    base.update(kw)
+    return Interface(**base)  # type: ignore[arg-type]
+
+
+def make(world: World, **kw: object) -> tuple[Tracker, list[tuple[str, ...]]]:
+    events: list[tuple[str, ...]] = []
+
+    def on_step(tr: Tracker, step: Step, reason: str) -> None:
+        if step.events:
+            events.append(step.events)
+
+    return Tracker(iface(**kw), 0x100, lambda: "10.0.0.2", on_step, prober=world.prober), events
+
+
+async def until(cond: object, timeout: float = 2.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():  # type: ignore[operator]
+        assert loop.time() < end, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+def test_goes_offline_and_back() -> None:
+    async def main() -> None:
+        w = World()
+        tr, events = make(w)
+        tr.start(device_up=True)
+        await until(lambda: tr.last_test is not None)
+        assert tr.state.status == Status.ONLINE
+        w.alive = False
+        await until(lambda: tr.state.status == Status.OFFLINE)
+        assert ("disconnected",) in events
+        assert all(t.status == "down" and t.error == "timeout" for t in tr.targets)
+        w.alive = True
+        await until(lambda: tr.state.status == Status.ONLINE)
+        assert events[-1] == ("connected",)
+        snap = tr.snapshot()
+        assert snap["tracking"] == "active" and snap["probes_lost"] >= 4
+        assert len(snap["history"]) >= 4
+        await tr.close()
+
+    asyncio.run(main())
+
+
+def test_pause_cancels_the_round_and_resume_starts_offline() -> None:
+    async def main() -> None:
+        w = World()
+        tr, events = make(w)
+        tr.start(device_up=True)
+        await until(lambda: tr.last_test is not None)
+        w.delay = 10  # a round hangs
+        await asyncio.sleep(0.05)
+        tr.pause("carrier lost")
+        assert tr.state.status == Status.DISABLED and events[-1] == ("disconnected",)
+        probes = w.probes
+        await asyncio.sleep(0.1)
+        assert w.probes == probes  # no probing while paused
+        w.delay = 0
+        tr.resume("carrier up", online=False)
+        assert tr.state.status == Status.OFFLINE
+        await until(lambda: tr.state.status == Status.ONLINE)
+        await tr.close()
+
+    asyncio.run(main())
+
+
+def test_not_started_while_device_down() -> None:
+    async def main() -> None:
+        w = World()
+        tr, events = make(w)
+        tr.start(device_up=False)
+        await asyncio.sleep(0.05)
+        assert w.probes == 0 and tr.state.status == Status.DISABLED and events == []
+        assert tr.snapshot()["tracking"] == "paused"
+        await tr.close()
+
+    asyncio.run(main())
+
+
+def test_rounds_run_at_a_steady_cadence() -> None:
+    async def main() -> None:
+        w = World()
+        w.delay = 0.05  # each probe takes 50 ms, the interval is 100 ms
+        tr, _ = make(w, interval=0.1)
+        tr.start(device_up=True)
+        await asyncio.sleep(0.55)
+        await tr.close()
+        # start-to-start cadence: ~6 rounds (mwan3's sleep-after-probe would give ~4)
+        assert 5 <= len(tr.history) <= 7, len(tr.history)
+
+    asyncio.run(main())
+
+
+def test_probe_spec_from_interface() -> None:
+    spec = probe_spec(iface(track_method="nping-tcp", count=3, size=100), 0x300, "10.0.0.2")
+    assert (spec.method, spec.device, spec.mark, spec.source, spec.count, spec.size, spec.port) \
+        == ("nping-tcp", "wan1", 0x300, "10.0.0.2", 3, 100, 80)
+    assert probe_spec(iface(track_method="httping", httping_ssl=True), 0, None).port == 443
+    assert probe_spec(iface(track_method="nping-udp", track_port=5353), 0, None).port == 5353
