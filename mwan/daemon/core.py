@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..config.errors import ConfigError
+from ..config.marks import MarkSpace
 from ..config.model import Config, Interface, InitialState
 from ..config.validate import load_config
 from ..kernel.apply import ApplyResult, KernelApplier
 from ..plan.compile import compile_plan
 from ..plan.state import Desired, IfaceRuntime, KernelFacts
-from . import netlink
+from ..track.machine import Status, Step
+from ..track.tracker import Tracker
+from . import hooks, netlink
 from .control import PID_NAME, ControlError, ControlServer
 
 log = logging.getLogger("mwan")
@@ -92,6 +95,9 @@ class Daemon:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._listeners: list[Callable[[str, str, str], None]] = []
+        self.trackers: dict[str, Tracker] = {}
+        self._resume_after_apply: list[tuple[Tracker, str]] = []
+        self._hook_queue: asyncio.Queue[tuple[str, Interface, str]] = asyncio.Queue()
         self.control = ControlServer(run_dir, {
             "ping": self._cmd_ping,
             "ifup": self._cmd_ifup,
@@ -160,12 +166,68 @@ class Daemon:
             link = links.get(iface.device)
             present = link is not None
             carrier = bool(link and link["up"] and link["carrier"])
-            if (present and carrier) != (st.device_present and st.carrier):
-                self._event(iface, "ifup" if carrier else "ifdown",
-                            "carrier up" if carrier else
-                            ("device gone" if not present else "carrier lost"))
-                st.up_since = now if carrier else None
+            was_up = st.device_present and st.carrier
             st.device_present, st.carrier = present, carrier
+            if (present and carrier) != was_up:
+                reason = ("carrier up" if carrier else
+                          ("device gone" if not present else "carrier lost"))
+                st.up_since = now if carrier else None
+                self._event(iface, "ifup" if carrier else "ifdown", reason)
+                tracker = self.trackers.get(iface.name)
+                if tracker is None:
+                    continue
+                if carrier and st.admin_up:
+                    # once the WAN's routes are back (after this apply), earn 'up' good rounds
+                    self._resume_after_apply.append((tracker, reason))
+                elif not carrier:
+                    tracker.pause(reason)
+
+    # ------------------------------------------------------------ tracking
+    def mark_of(self, iface: Interface) -> int:
+        return MarkSpace(self.cfg.globals.mmx_mask).mark(iface.id)
+
+    def _source_of(self, iface: Interface) -> str | None:
+        addrs = addresses_for(iface, self.facts)
+        return addrs[0] if addrs else None
+
+    def _sync_trackers(self) -> list[Tracker]:
+        """Match the trackers to the config; returns the ones to start."""
+        wanted = {i.name: i for i in self.cfg.enabled_interfaces if i.tracked}
+        for name, tr in list(self.trackers.items()):
+            if wanted.get(name) != tr.iface:
+                asyncio.ensure_future(tr.close())
+                del self.trackers[name]
+        new = []
+        for name, iface in wanted.items():
+            if name not in self.trackers:
+                tr = Tracker(iface, self.mark_of(iface),
+                             lambda iface=iface: self._source_of(iface),  # type: ignore[misc]
+                             self._on_track_step)
+                self.trackers[name] = tr
+                new.append(tr)
+        for iface in self.cfg.enabled_interfaces:
+            if not iface.tracked:
+                self.status[iface.name].online = True  # no track_ip: online whenever up
+        return new
+
+    def _start_trackers(self, trackers: list[Tracker]) -> None:
+        for tr in trackers:
+            st = self.status[tr.iface.name]
+            up = st.admin_up and st.device_present and st.carrier
+            tr.start(up, online=st.online)
+
+    def _on_track_step(self, tracker: Tracker, step: Step, reason: str) -> None:
+        name = tracker.iface.name
+        for ev in step.events:
+            if ev == "connected":
+                self.set_online(name, True, reason)
+            elif ev == "disconnected":
+                self.set_online(name, False, reason)
+            else:
+                self._event(tracker.iface, ev, reason)
+        if step.verdicts and not step.events:
+            log.debug("interface %s %s score %d: %s", name, step.state.status.value,
+                      step.state.score, reason)
 
     def _event(self, iface: Interface, action: str, reason: str) -> None:
         st = self.status[iface.name]
@@ -174,6 +236,7 @@ class Daemon:
         log.info("interface %s %s (%s)", iface.name, action, reason)
         for listener in self._listeners:
             listener(action, iface.name, iface.device)
+        self._hook_queue.put_nowait((action, iface, reason))
 
     def set_online(self, name: str, online: bool, reason: str) -> None:
         st = self.status[name]
@@ -204,12 +267,36 @@ class Daemon:
                 desired = compile_plan(self.cfg, self.runtime(), self.facts)
                 self.last_apply = await self.kernel(self._k_apply, desired)
                 self.desired = desired
+                resume, self._resume_after_apply = self._resume_after_apply, []
+                for tracker, reason in resume:
+                    if self.trackers.get(tracker.iface.name) is tracker:
+                        tracker.resume(reason, online=False)
                 if self.last_apply.changed:
                     log.debug("apply took %.1f ms", self.last_apply.seconds * 1000)
             except Exception:
                 log.exception("apply failed; will retry on the next event")
             if not self._dirty.is_set():
                 self._applied.set()
+
+    async def _hook_loop(self) -> None:
+        """Per event, in order: wait for the datapath, flush conntrack, run the user script."""
+        while True:
+            action, iface, _reason = await self._hook_queue.get()
+            try:
+                if action in iface.flush_conntrack:
+                    try:
+                        await self.wait_applied()
+                    except TimeoutError:
+                        pass
+                    mark = self.mark_of(iface)
+                    n = await self.kernel(hooks.flush_conntrack_mark, mark,
+                                          self.cfg.globals.mmx_mask)
+                    log.info("interface %s %s: flushed %d conntrack entries with mark 0x%x",
+                             iface.name, action, n, mark)
+                await hooks.run_user_script(self.cfg.globals.user_script, action,
+                                            iface.name, iface.device)
+            except Exception:
+                log.exception("event hooks for %s %s failed", iface.name, action)
 
     async def _netlink_loop(self) -> None:
         async for ev in netlink.events():
@@ -240,7 +327,11 @@ class Daemon:
         st = self.status[iface.name]
         st.admin_up = True
         self._event(iface, "ifup", "mwan3 ifup")
-        self.set_online(iface.name, iface.initial_state == InitialState.ONLINE, "mwan3 ifup")
+        tracker = self.trackers.get(iface.name)
+        if tracker is None:
+            self.set_online(iface.name, True, "mwan3 ifup")
+        elif st.device_present and st.carrier:
+            tracker.resume("mwan3 ifup")
         self.request_apply()
         await self.wait_applied()
         return {"interface": iface.name, "online": st.online}
@@ -250,6 +341,9 @@ class Daemon:
         st = self.status[iface.name]
         st.admin_up = False
         self._event(iface, "ifdown", "mwan3 ifdown")
+        tracker = self.trackers.get(iface.name)
+        if tracker is not None:
+            tracker.pause("mwan3 ifdown")
         self.set_online(iface.name, False, "mwan3 ifdown")
         self.request_apply()
         await self.wait_applied()
@@ -262,6 +356,7 @@ class Daemon:
             raise ControlError(str(exc)) from None
         self.cfg = cfg
         self._sync_status()
+        self._start_trackers(self._sync_trackers())
         self.request_apply()
         await self.wait_applied()
         return {"reloaded": self.config_path}
@@ -270,16 +365,36 @@ class Daemon:
         self._stop.set()
         return {"stopping": os.getpid()}
 
+    def iface_state(self, iface: Interface, rt: IfaceRuntime) -> dict[str, Any]:
+        """One interface as ``state`` reports it (schema in docs/cli-json.md)."""
+        s = self.status[iface.name]
+        tracker = self.trackers.get(iface.name)
+        out: dict[str, Any] = {
+            "device": iface.device, "family": iface.family,
+            "online": rt.online, "up": rt.up, "admin_up": s.admin_up, "carrier": s.carrier,
+            "online_since": s.online_since if rt.online else None,
+            "offline_since": s.offline_since, "up_since": s.up_since,
+            "gateway": rt.gateway, "addresses": list(rt.addresses),
+            "events": [list(e) for e in s.events],
+        }
+        if tracker is not None:
+            out.update(tracker.snapshot())
+        else:
+            out.update({"tracking": "disabled",
+                        "status": Status.ONLINE.value if rt.online else
+                        (Status.OFFLINE.value if rt.up else Status.DISABLED.value),
+                        "score": None, "lost": None, "turn": None, "last_test": None,
+                        "targets": [], "probes_sent": 0, "probes_lost": 0, "history": []})
+        if not rt.up and out["status"] != Status.DISABLED.value:
+            out["status"] = Status.DISABLED.value if not s.admin_up else Status.OFFLINE.value
+        return out
+
     async def _cmd_state(self, args: dict[str, Any]) -> Any:
         rt = self.runtime()
         return {
-            "interfaces": {
-                n: {"online": rt[n].online, "up": rt[n].up, "admin_up": s.admin_up,
-                    "carrier": s.carrier, "online_since": s.online_since,
-                    "offline_since": s.offline_since, "gateway": rt[n].gateway,
-                    "addresses": list(rt[n].addresses)}
-                for n, s in self.status.items()
-            },
+            "uptime_s": time.time() - self.started,
+            "interfaces": {i.name: self.iface_state(i, rt[i.name])
+                           for i in self.cfg.enabled_interfaces},
             "last_apply_ms": self.last_apply.seconds * 1000 if self.last_apply else None,
         }
 
@@ -295,6 +410,8 @@ class Daemon:
         self.request_apply()
         await self.wait_applied(30)
         self._tasks.append(asyncio.create_task(self._netlink_loop()))
+        self._tasks.append(asyncio.create_task(self._hook_loop()))
+        self._start_trackers(self._sync_trackers())
         await self.control.start()
         with open(os.path.join(self.run_dir, PID_NAME), "w") as fh:
             fh.write(f"{os.getpid()}\n")
@@ -314,6 +431,9 @@ class Daemon:
             log.error("reload refused, keeping the running config:\n%s", exc)
 
     async def shutdown(self) -> None:
+        await asyncio.gather(*(tr.close() for tr in self.trackers.values()),
+                             return_exceptions=True)
+        self.trackers.clear()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
