@@ -63,7 +63,7 @@ def read_hex_mask(text: str) -> int:
         raise BadValue(f"{text!r} is not a hexadecimal mask like 0x3F00") from None
     if not 0 < value <= 0xFFFFFFFF:
         raise BadValue(f"{text!r} is not a 32-bit mask")
-    if bin(value).count("1") < 3:
+    if (value).bit_count() < 3:
         raise BadValue(f"{text!r} has fewer than 3 bits set; mwan3 needs at least 3")
     return value
 

@@ -18,7 +18,7 @@ class MarkSpace:
 
     @property
     def bits(self) -> int:
-        return bin(self.mask).count("1")
+        return self.mask.bit_count()
 
     @property
     def default_id(self) -> int:

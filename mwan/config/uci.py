@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["UciSyntaxError", "UciOption", "UciSection", "parse_uci"]
+__all__ = ["UciOption", "UciSection", "UciSyntaxError", "parse_uci"]
 
 
 class UciSyntaxError(ValueError):

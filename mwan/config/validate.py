@@ -25,8 +25,10 @@ from .model import (
     Globals,
     InitialState,
     Interface,
+    IPNetwork,
     Member,
     Policy,
+    PortRange,
     Rule,
 )
 from .uci import UciSection, UciSyntaxError, parse_uci
@@ -243,8 +245,9 @@ def _read_rule(r: _Reader) -> Rule:
                   "unreachable, blackhole)")
     family = r.scalar("family", lambda t: F.read_choice(t, ("ipv4", "ipv6", "any")), "any")
     proto = r.scalar("proto", F.read_proto, "all")
-    src_ip = r.many("src_ip", F.read_network_list, ())
-    dest_ip = r.many("dest_ip", F.read_network_list, ())
+    no_nets: tuple[IPNetwork, ...] = ()
+    src_ip = r.many("src_ip", F.read_network_list, no_nets)
+    dest_ip = r.many("dest_ip", F.read_network_list, no_nets)
     for opt, nets in (("src_ip", src_ip), ("dest_ip", dest_ip)):
         for net in nets:
             if family == "ipv4" and net.version == 6:
@@ -254,8 +257,9 @@ def _read_rule(r: _Reader) -> Rule:
     if family == "any" and src_ip and dest_ip and \
             not ({n.version for n in src_ip} & {n.version for n in dest_ip}):
         r.problem("dest_ip", "src_ip and dest_ip have no address family in common")
-    src_port = r.many("src_port", F.read_port_list, ())
-    dest_port = r.many("dest_port", F.read_port_list, ())
+    no_ports: tuple[PortRange, ...] = ()
+    src_port = r.many("src_port", F.read_port_list, no_ports)
+    dest_port = r.many("dest_port", F.read_port_list, no_ports)
     for opt, ports in (("src_port", src_port), ("dest_port", dest_port)):
         if ports and proto not in ("tcp", "udp"):
             r.problem(opt, f"ports need proto tcp or udp (proto is {proto})")

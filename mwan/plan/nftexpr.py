@@ -80,7 +80,7 @@ def addr_match(field: str, nets: tuple[IPNetwork, ...], version: int) -> Stmt | 
     if not mine:
         return None
     proto = "ip" if version == 4 else "ip6"
-    collapsed = list(ipaddress.collapse_addresses(mine))  # type: ignore[misc]
+    collapsed = list(ipaddress.collapse_addresses(mine))  # type: ignore[type-var]
     if len(collapsed) == 1:
         net = collapsed[0]
         if net.prefixlen == 0:

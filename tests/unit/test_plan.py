@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mwan.config.validate import load_config, parse_config
-from mwan.plan.compile import compile_plan, desired_rules, desired_routes
+from mwan.plan.compile import compile_plan, desired_routes, desired_rules
 from mwan.plan.policy import choose
 from mwan.plan.state import AddrInfo, IfaceRuntime, KernelFacts, RouteInfo
 

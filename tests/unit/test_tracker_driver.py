@@ -45,10 +45,10 @@ class World:
 
 
 def iface(**kw: object) -> Interface:
-    base: dict[str, object] = dict(
-        name="wan", id=1, device="wan1", enabled=True,
-        track_ip=(ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("192.0.2.2")),
-        interval=0.02, failure_interval=0.02, recovery_interval=0.02, up=2, down=2, timeout=1)
+    base: dict[str, object] = {
+        "name": "wan", "id": 1, "device": "wan1", "enabled": True,
+        "track_ip": (ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("192.0.2.2")),
+        "interval": 0.02, "failure_interval": 0.02, "recovery_interval": 0.02, "up": 2, "down": 2, "timeout": 1}
     base.update(kw)
     return Interface(**base)  # type: ignore[arg-type]
 
