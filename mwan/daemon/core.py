@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from ..config.errors import ConfigError
 from ..config.marks import MarkSpace
-from ..config.model import Config, Interface, InitialState
+from ..config.model import Config, InitialState, Interface
 from ..config.validate import load_config
 from ..kernel.apply import ApplyResult, KernelApplier
 from ..plan.compile import compile_plan
@@ -74,6 +74,11 @@ def addresses_for(iface: Interface, facts: KernelFacts) -> tuple[str, ...]:
             continue
         out.append(a.address)
     return tuple(out)
+
+
+def write_pid(run_dir: str) -> None:
+    with open(os.path.join(run_dir, PID_NAME), "w") as fh:
+        fh.write(f"{os.getpid()}\n")
 
 
 class Daemon:
@@ -413,8 +418,7 @@ class Daemon:
         self._tasks.append(asyncio.create_task(self._hook_loop()))
         self._start_trackers(self._sync_trackers())
         await self.control.start()
-        with open(os.path.join(self.run_dir, PID_NAME), "w") as fh:
-            fh.write(f"{os.getpid()}\n")
+        write_pid(self.run_dir)
         log.info("mwan started: %d interfaces, %d policies, %d rules",
                  len(self.cfg.enabled_interfaces), len(self.cfg.policies), len(self.cfg.rules))
         if ready:

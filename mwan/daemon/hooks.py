@@ -40,7 +40,7 @@ async def run_user_script(path: str, action: str, interface: str, device: str,
         return None
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         log.error("user script %s (%s %s) killed after %.0f s", path, action, interface, timeout)

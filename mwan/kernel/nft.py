@@ -80,7 +80,7 @@ class NftApplier:
             obj["name"] = TABLE_NAME
         else:
             obj.update(table=TABLE_NAME, name=name)
-        rc, out, err = self._nft.json_cmd({"nftables": [{"list": {kind: obj}}]})
+        rc, out, _err = self._nft.json_cmd({"nftables": [{"list": {kind: obj}}]})
         if rc != 0:
             return None
         return out["nftables"]  # type: ignore[no-any-return]

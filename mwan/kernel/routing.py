@@ -155,8 +155,8 @@ class Routing:
         return out
 
     def _rule_cmd(self, cmd: str, r: IpRule) -> None:
-        kw: dict[str, Any] = dict(family=AF[r.family], priority=r.priority,
-                                  protocol=RTPROT_MWAN, action=FR_ACT_NAME[r.action])
+        kw: dict[str, Any] = {"family": AF[r.family], "priority": r.priority,
+                                  "protocol": RTPROT_MWAN, "action": FR_ACT_NAME[r.action]}
         if r.action == "lookup":
             kw["table"] = r.table
         if r.fwmark is not None:
@@ -206,9 +206,9 @@ class Routing:
         return out
 
     def _route_cmd(self, cmd: str, r: Route, devices: dict[str, int]) -> None:
-        kw: dict[str, Any] = dict(family=AF[r.family], table=r.table, dst=r.dst,
-                                  proto=RTPROT_MWAN, type=RTN_CODE.get(r.type, 1),
-                                  scope=r.scope)
+        kw: dict[str, Any] = {"family": AF[r.family], "table": r.table, "dst": r.dst,
+                                  "proto": RTPROT_MWAN, "type": RTN_CODE.get(r.type, 1),
+                                  "scope": r.scope}
         if r.dev is not None:
             if r.dev not in devices:
                 raise RoutingError(f"device {r.dev} does not exist")

@@ -25,9 +25,9 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
+from ..config.fields import PROTO_NUMBERS
 from ..config.marks import MarkSpace
 from ..config.model import SPECIAL_POLICIES, Config, Interface, Rule
-from ..config.fields import PROTO_NUMBERS
 from . import nftexpr as X
 from .policy import PolicyChoice, choose
 from .state import (

@@ -21,8 +21,8 @@ from mwan.lab.router import MwanRouter, lab_interfaces
 
 pytestmark = pytest.mark.lab
 
-FAST: dict[str, Any] = dict(interval=1, failure_interval=1, recovery_interval=1, timeout=1,
-                            up=3, down=3)
+FAST: dict[str, Any] = {"interval": 1, "failure_interval": 1, "recovery_interval": 1, "timeout": 1,
+                            "up": 3, "down": 3}
 
 POLICY = """
 config member 'wan_m1'
@@ -168,14 +168,14 @@ def test_each_method_detects_outage_and_recovery(lab: Lab, mwan: Callable[[str],
         parts[1] = parts[1].replace("'GW'", f"'{lab.gateway(1)}'")
         parts[2] = parts[2].replace("'GW'", f"'{lab.gateway(2)}'")
         text = "config interface".join(parts)
-        break_it = lambda: lab.nft(lab.isp_ns(1), ARP_DROP)  # noqa: E731
-        fix_it = lambda: lab.nft(lab.isp_ns(1), ARP_PASS)  # noqa: E731
+        break_it = lambda: lab.nft(lab.isp_ns(1), ARP_DROP)
+        fix_it = lambda: lab.nft(lab.isp_ns(1), ARP_PASS)
     else:
         targets = [lab.server_addr(4)] if method in ("httping", "nping-tcp", "nping-udp") \
             else None
         text = config(lab, method, targets=targets, up=2, down=2)
-        break_it = lambda: lab.outage(1)  # noqa: E731
-        fix_it = lambda: lab.end_outage(1)  # noqa: E731
+        break_it = lambda: lab.outage(1)
+        fix_it = lambda: lab.end_outage(1)
     r = mwan(text)
     started(r)
     wait_for(lambda: online(r, "wan") and online(r, "wanb"), 5, "both online", r)
@@ -225,7 +225,7 @@ def test_user_script_sees_each_event(lab: Lab, mwan: Callable[[str], MwanRouter]
     assert order[order.index("disconnecting"):][:4] == [
         "disconnecting", "disconnected", "connecting", "connected"], lines
     for x in lines:
-        action, iface, device, names = x.split()
+        _action, iface, device, names = x.split()
         assert device == lab.wan_device(1 if iface == "wan" else 2), x
         # ACTION, INTERFACE, DEVICE, PATH and nothing of the daemon's environment
         # (PWD is the shell's own)
