@@ -305,8 +305,13 @@ class Daemon:
 
     async def _netlink_loop(self) -> None:
         async for ev in netlink.events():
-            if ev.kind == "route" and (ev.ours or (ev.table not in (254, None) and
-                                                   ev.table not in self.cfg.globals.rt_table_lookup)):
+            if ev.kind == "route" and ev.ours:
+                # ours (or someone touching ours): re-read the WAN tables on the next apply
+                if self._applier is not None:
+                    self._applier.routing.forget()
+                continue
+            if ev.kind == "route" and ev.table not in (254, None) and \
+                    ev.table not in self.cfg.globals.rt_table_lookup:
                 continue
             self.request_apply()
 

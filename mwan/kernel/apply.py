@@ -50,9 +50,15 @@ class KernelApplier:
                       stats.commands, rules, routes, result.seconds * 1000)
         return result
 
+    def forget(self) -> None:
+        """Re-read the kernel on the next apply (someone else may have changed it)."""
+        self.routing.forget()
+        self.nft.forget()
+
     def remove(self) -> ApplyResult:
         """Remove the nft table and every rule and route marked as mwan's."""
         t0 = time.perf_counter()
+        self.routing.forget()
         removed = 1 if self.nft.remove() else 0
         rules = self.routing.apply_rules(())
         routes = self.routing.apply_routes((), range(1, MAX_TABLE + 1))

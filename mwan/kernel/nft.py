@@ -61,7 +61,7 @@ class NftApplier:
 
     def __init__(self) -> None:
         self._nft = _nftables()
-        self._chains: dict[str, str] | None = None  # name → digest
+        self._chains: dict[str, NftChain | str] | None = None  # name → chain ("?": unknown)
         self._sets: dict[str, NftSet] | None = None
 
     # ---------------------------------------------------------------- kernel io
@@ -88,10 +88,10 @@ class NftApplier:
     def list_table(self) -> list[dict[str, Any]] | None:
         return self.list("table")
 
-    def _load_kernel_state(self) -> tuple[dict[str, str], dict[str, NftSet]]:
+    def _load_kernel_state(self) -> tuple[dict[str, NftChain | str], dict[str, NftSet]]:
         """What exists now; every existing chain counts as changed."""
         objs = self.list_table() or []
-        chains: dict[str, str] = {}
+        chains: dict[str, NftChain | str] = {}
         sets: dict[str, NftSet] = {}
         for o in objs:
             if "chain" in o:
@@ -114,7 +114,7 @@ class NftApplier:
         recreate = [n for n, s in want_sets.items()
                     if n in old_sets and old_sets[n].shape() != s.shape()]
         changed = [c for c in table.chains
-                   if recreate or old_chains.get(c.name) != c.digest()]
+                   if recreate or old_chains.get(c.name) != c]
         stale_chains = [n for n in old_chains if n not in want_chains]
         stale_sets = [n for n in old_sets if n not in want_sets]
 
@@ -165,7 +165,7 @@ class NftApplier:
         if batch:
             batch.insert(0, {"add": {"table": _table_obj()}})
         self.run(batch)
-        self._chains = {c.name: c.digest() for c in table.chains}
+        self._chains = {c.name: c for c in table.chains}
         self._sets = dict(want_sets)
         return ApplyStats(len(batch), len(changed) + len(stale_chains), sets_changed)
 

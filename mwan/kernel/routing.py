@@ -46,6 +46,9 @@ class Routing:
     def __init__(self, ipr: IPRoute | None = None) -> None:
         self.ipr = ipr if ipr is not None else IPRoute()
         self._names: dict[int, str] = {}
+        # what the last apply left (None: read the kernel next time); see forget()
+        self._rules_cache: set[IpRule] | None = None
+        self._routes_cache: tuple[frozenset[int], frozenset[Route]] | None = None
 
     def close(self) -> None:
         self.ipr.close()
@@ -166,9 +169,18 @@ class Routing:
             kw["iifname"] = r.iif
         self.ipr.rule(cmd, **kw)
 
+    def forget(self) -> None:
+        """Drop what was remembered of mwan's rules and routes; the next apply re-reads them."""
+        self._rules_cache = None
+        self._routes_cache = None
+
     def apply_rules(self, desired: Iterable[IpRule]) -> int:
         want = set(desired)
-        have = self.owned_rules()
+        have = self._rules_cache if self._rules_cache is not None else self.owned_rules()
+        self._rules_cache = None
+        if have == want:
+            self._rules_cache = want
+            return 0
         changes = 0
         for r in sorted(want - have):
             self._rule_cmd("add", r)
@@ -180,29 +192,34 @@ class Routing:
                 if exc.code != 2:  # ENOENT: already gone
                     raise
             changes += 1
+        self._rules_cache = want
         return changes
 
     # ------------------------------------------------------------ routes
     def owned_routes(self, tables: Iterable[int]) -> set[Route]:
+        """mwan's routes (proto 201) in ``tables``: one dump per family, filtered here."""
+        wanted = set(tables)
         out: set[Route] = set()
-        for t in tables:
-            for fam in ("ipv4", "ipv6"):
-                try:
-                    msgs = self.ipr.get_routes(family=AF[fam], table=t)
-                except NetlinkError:
+        for fam in ("ipv4", "ipv6"):
+            try:
+                msgs = self.ipr.get_routes(family=AF[fam])
+            except NetlinkError:
+                continue
+            for msg in msgs:
+                if msg["proto"] != RTPROT_MWAN:
                     continue
-                for msg in msgs:
-                    a = _attrs(msg)
-                    if msg["proto"] != RTPROT_MWAN or a.get("RTA_TABLE", msg["table"]) != t:
-                        continue
-                    dst = a.get("RTA_DST")
-                    out.add(Route(
-                        table=t, family=fam,  # type: ignore[arg-type]
-                        dst="default" if dst is None else f"{dst}/{msg['dst_len']}",
-                        dev=self._name(a.get("RTA_OIF")), gateway=a.get("RTA_GATEWAY"),
-                        prefsrc=a.get("RTA_PREFSRC"), metric=a.get("RTA_PRIORITY"),
-                        scope=msg["scope"], type=RTN_TYPES.get(msg["type"], "unicast"),
-                    ))
+                a = _attrs(msg)
+                t = a.get("RTA_TABLE", msg["table"])
+                if t not in wanted:
+                    continue
+                dst = a.get("RTA_DST")
+                out.add(Route(
+                    table=t, family=fam,  # type: ignore[arg-type]
+                    dst="default" if dst is None else f"{dst}/{msg['dst_len']}",
+                    dev=self._name(a.get("RTA_OIF")), gateway=a.get("RTA_GATEWAY"),
+                    prefsrc=a.get("RTA_PREFSRC"), metric=a.get("RTA_PRIORITY"),
+                    scope=msg["scope"], type=RTN_TYPES.get(msg["type"], "unicast"),
+                ))
         return out
 
     def _route_cmd(self, cmd: str, r: Route, devices: dict[str, int]) -> None:
@@ -224,9 +241,19 @@ class Routing:
     def apply_routes(self, desired: Iterable[Route], tables: Iterable[int]) -> int:
         """Make mwan's routes in ``tables`` equal ``desired``; returns changes made."""
         want = {_normal(r) for r in desired}
-        have = self.owned_routes(set(tables) | {r.table for r in want})
+        scope = set(tables) | {r.table for r in want}
+        cached = self._routes_cache
+        if cached is not None and cached[0] >= scope:
+            have = {r for r in cached[1] if r.table in scope}
+        else:
+            have = self.owned_routes(scope)
+        self._routes_cache = None
+        if have == want:
+            self._routes_cache = (frozenset(scope), frozenset(want))
+            return 0
         devices = self.devices()
         changes = 0
+        failed = False
         for r in sorted(have - want, key=str):
             try:
                 self._route_cmd("del", r, devices)
@@ -240,8 +267,11 @@ class Routing:
                 # a route whose device or gateway vanished meanwhile; the next
                 # netlink event brings a fresh plan
                 log.warning("cannot add route %s to table %d: %s", r.dst, r.table, exc)
+                failed = True
                 continue
             changes += 1
+        if not failed:
+            self._routes_cache = (frozenset(scope), frozenset(want))
         return changes
 
 

@@ -303,32 +303,63 @@ def rules_chain(cfg: Config, space: MarkSpace) -> NftChain:
     return NftChain("rules", tuple(rules), comments=tuple(comments))
 
 
+def sticky_gate_chain(policy: str, ident: int, family: Family) -> str:
+    return f"stick_{policy}_{ident}_{SUFFIX[family]}"
+
+
+def policy_members(cfg: Config, policy: str, family: Family) -> list[int]:
+    """Ids of the enabled interfaces a policy can use in a family (online or not), in order."""
+    out: list[int] = []
+    for mname in cfg.policy(policy).use_member:
+        iface = cfg.interface(cfg.member(mname).interface)
+        if iface.enabled and iface.family == family and iface.id not in out:
+            out.append(iface.id)
+    return out
+
+
 def sticky_parts(cfg: Config, space: MarkSpace, choices: Mapping[tuple[str, Family], PolicyChoice]
                  ) -> tuple[list[NftChain], list[NftSet]]:
+    """Sticky rules: a source seen within ``timeout`` keeps its WAN while that WAN is online.
+
+    Per sticky rule and family: one address set with timeouts per member
+    interface, and a chain that (1) looks the source up in each member's set
+    and, if found, jumps to a small gate chain per (policy, member) that marks
+    the connection only if that member is online now; (2) otherwise asks the
+    policy; (3) records the source in the chosen member's set.  The rule's
+    chain depends only on the config, so an interface going up or down
+    rewrites just its gate chains (one rule each), however many sticky rules
+    there are.
+    """
     chains, sets = [], []
+    gates: dict[tuple[str, int, Family], NftChain] = {}
+    mask = space.mask
     for rule in cfg.rules:
         if not rule.sticky or rule.use_policy in SPECIAL_POLICIES:
             continue
         for fam in rule.families():
             choice = choices[(rule.use_policy, fam)]
-            proto = IP_PROTO[fam]
-            saddr = X.payload(proto, "saddr")
+            online = {cfg.interface(sh.interface).id for sh in choice.shares}
+            saddr = X.payload(IP_PROTO[fam], "saddr")
+            ids = policy_members(cfg, rule.use_policy, fam)
             body: list[tuple[Any, ...]] = []
-            ids = [cfg.interface(s.interface).id for s in choice.shares]
             for ident in ids:
                 name = sticky_set(rule.name, ident, fam)
                 sets.append(NftSet(name, ADDR_TYPE[fam], ("timeout",), timeout=rule.timeout,
                                    elements=None))
-                update = {"set": {"op": "update", "elem": saddr, "set": X.set_ref(name)}}
-                body.append((X.match(saddr, X.set_ref(name)), update, X.goto(mark_chain(ident))))
-            body.append((X.jump(policy_chain(rule.use_policy, fam)),))
+                gate = sticky_gate_chain(rule.use_policy, ident, fam)
+                if (rule.use_policy, ident, fam) not in gates:
+                    gates[(rule.use_policy, ident, fam)] = NftChain(
+                        gate, ((X.goto(mark_chain(ident)),),) if ident in online else ())
+                body.append((X.match(X.band(X.meta("mark"), mask), 0),
+                             X.match(saddr, X.set_ref(name)), X.jump(gate)))
+            body.append((X.match(X.band(X.meta("mark"), mask), 0),
+                         X.jump(policy_chain(rule.use_policy, fam))))
             for ident in ids:
                 name = sticky_set(rule.name, ident, fam)
                 update = {"set": {"op": "update", "elem": saddr, "set": X.set_ref(name)}}
-                body.append((X.match(X.band(X.meta("mark"), space.mask), space.mark(ident)),
-                             update))
+                body.append((X.match(X.band(X.meta("mark"), mask), space.mark(ident)), update))
             chains.append(NftChain(sticky_chain(rule.name, fam), tuple(body)))
-    return chains, sets
+    return list(gates.values()) + chains, sets
 
 
 def user_sets(cfg: Config) -> list[NftSet]:
@@ -382,8 +413,14 @@ COPY_TYPES = ("unicast", "unreachable", "blackhole", "prohibit", "throw")
 
 def desired_routes(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: KernelFacts
                    ) -> tuple[Route, ...]:
-    """Each up WAN's table: its default route plus copies of main's other routes."""
+    """Each up WAN's table: its default route plus copies of main's other routes.
+
+    As mwan3 does (notes §2.4), routes through *another* WAN's device are not
+    copied: their destinations are in the "connected" set, which sends them to
+    main anyway, and copying them would make N WANs cost N² routes.
+    """
     lookup = set(cfg.globals.rt_table_lookup)
+    wan_devices = {i.device for i in cfg.enabled_interfaces}
     out: set[Route] = set()
     for i in cfg.enabled_interfaces:
         rt = runtime.get(i.name)
@@ -401,6 +438,8 @@ def desired_routes(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: Kern
             if r.family == "ipv6" and r.dst in ("fe80::/64",):
                 continue
             if r.dev is not None and facts.devices and r.dev not in facts.devices:
+                continue
+            if r.dev is not None and r.dev in wan_devices and r.dev != i.device:
                 continue
             out.add(Route(i.id, i.family, r.dst, dev=r.dev, gateway=r.gateway,
                           prefsrc=r.prefsrc, metric=r.metric, scope=r.scope, type=r.type))

@@ -183,9 +183,11 @@ def test_routes_copy_main_and_default() -> None:
     routes = desired_routes(cfg, runtime(wan=True, wanb=True), FACTS)
     t1 = {r.dst: r for r in routes if r.table == 1}
     assert t1["default"].gateway == "10.100.1.1" and t1["default"].dev == "eth1"
-    assert {"10.100.1.0/24", "10.100.2.0/24", "192.168.1.0/24"} <= set(t1)
+    assert {"10.100.1.0/24", "192.168.1.0/24"} <= set(t1)
+    assert "10.100.2.0/24" not in t1  # another WAN's route: the connected set covers it
     t3 = {r.dst: r for r in routes if r.table == 3}
     assert t3["default"].gateway == "10.100.2.1"
+    assert {"10.100.2.0/24", "192.168.1.0/24"} <= set(t3) and "10.100.1.0/24" not in t3
 
 
 def test_mark_bits_never_outside_mask() -> None:
