@@ -149,6 +149,10 @@ class Daemon:
             if iface.name not in self.status:
                 st = IfaceStatus(iface.name)
                 st.online = iface.initial_state == InitialState.ONLINE
+                if st.online:
+                    st.online_since = time.time()
+                else:
+                    st.offline_since = time.time()
                 self.status[iface.name] = st
 
     def runtime(self) -> dict[str, IfaceRuntime]:

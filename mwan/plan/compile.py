@@ -317,28 +317,23 @@ def policy_members(cfg: Config, policy: str, family: Family) -> list[int]:
     return out
 
 
-def sticky_parts(cfg: Config, space: MarkSpace, choices: Mapping[tuple[str, Family], PolicyChoice]
-                 ) -> tuple[list[NftChain], list[NftSet]]:
+def sticky_static(cfg: Config, space: MarkSpace) -> tuple[list[NftChain], list[NftSet]]:
     """Sticky rules: a source seen within ``timeout`` keeps its WAN while that WAN is online.
 
     Per sticky rule and family: one address set with timeouts per member
     interface, and a chain that (1) looks the source up in each member's set
     and, if found, jumps to a small gate chain per (policy, member) that marks
-    the connection only if that member is online now; (2) otherwise asks the
-    policy; (3) records the source in the chosen member's set.  The rule's
-    chain depends only on the config, so an interface going up or down
-    rewrites just its gate chains (one rule each), however many sticky rules
-    there are.
+    the connection only if that member is online now (:func:`sticky_gates`);
+    (2) otherwise asks the policy; (3) records the source in the chosen
+    member's set.  These chains depend only on the config, so an interface
+    going up or down rewrites just its gate chains (one rule each).
     """
     chains, sets = [], []
-    gates: dict[tuple[str, int, Family], NftChain] = {}
     mask = space.mask
     for rule in cfg.rules:
         if not rule.sticky or rule.use_policy in SPECIAL_POLICIES:
             continue
         for fam in rule.families():
-            choice = choices[(rule.use_policy, fam)]
-            online = {cfg.interface(sh.interface).id for sh in choice.shares}
             saddr = X.payload(IP_PROTO[fam], "saddr")
             ids = policy_members(cfg, rule.use_policy, fam)
             body: list[tuple[Any, ...]] = []
@@ -346,12 +341,9 @@ def sticky_parts(cfg: Config, space: MarkSpace, choices: Mapping[tuple[str, Fami
                 name = sticky_set(rule.name, ident, fam)
                 sets.append(NftSet(name, ADDR_TYPE[fam], ("timeout",), timeout=rule.timeout,
                                    elements=None))
-                gate = sticky_gate_chain(rule.use_policy, ident, fam)
-                if (rule.use_policy, ident, fam) not in gates:
-                    gates[(rule.use_policy, ident, fam)] = NftChain(
-                        gate, ((X.goto(mark_chain(ident)),),) if ident in online else ())
                 body.append((X.match(X.band(X.meta("mark"), mask), 0),
-                             X.match(saddr, X.set_ref(name)), X.jump(gate)))
+                             X.match(saddr, X.set_ref(name)),
+                             X.jump(sticky_gate_chain(rule.use_policy, ident, fam))))
             body.append((X.match(X.band(X.meta("mark"), mask), 0),
                          X.jump(policy_chain(rule.use_policy, fam))))
             for ident in ids:
@@ -359,7 +351,47 @@ def sticky_parts(cfg: Config, space: MarkSpace, choices: Mapping[tuple[str, Fami
                 update = {"set": {"op": "update", "elem": saddr, "set": X.set_ref(name)}}
                 body.append((X.match(X.band(X.meta("mark"), mask), space.mark(ident)), update))
             chains.append(NftChain(sticky_chain(rule.name, fam), tuple(body)))
-    return list(gates.values()) + chains, sets
+    return chains, sets
+
+
+def sticky_gates(cfg: Config, choices: Mapping[tuple[str, Family], PolicyChoice]
+                 ) -> list[NftChain]:
+    """Per (policy, member) of sticky rules: mark with that member if it is online now."""
+    gates: dict[str, NftChain] = {}
+    for rule in cfg.rules:
+        if not rule.sticky or rule.use_policy in SPECIAL_POLICIES:
+            continue
+        for fam in rule.families():
+            choice = choices[(rule.use_policy, fam)]
+            online = {cfg.interface(sh.interface).id for sh in choice.shares}
+            for ident in policy_members(cfg, rule.use_policy, fam):
+                name = sticky_gate_chain(rule.use_policy, ident, fam)
+                gates[name] = NftChain(
+                    name, ((X.goto(mark_chain(ident)),),) if ident in online else ())
+    return list(gates.values())
+
+
+class _ConfigMemo:
+    """The parts of the plan that depend on the config alone, computed once per config.
+
+    A tiny cache keyed by the config object's identity (configs are
+    immutable): with 1,000 rules the rules and sticky chains are most of the
+    compile time, and an interface change does not touch them.
+    """
+
+    def __init__(self) -> None:
+        self._cfg: Config | None = None
+        self._value: tuple[NftChain, list[NftChain], list[NftSet]] | None = None
+
+    def get(self, cfg: Config, space: MarkSpace
+            ) -> tuple[NftChain, list[NftChain], list[NftSet]]:
+        if self._cfg is not cfg or self._value is None:
+            chains, sets = sticky_static(cfg, space)
+            self._cfg, self._value = cfg, (rules_chain(cfg, space), chains, sets)
+        return self._value
+
+
+_STATIC = _ConfigMemo()
 
 
 def user_sets(cfg: Config) -> list[NftSet]:
@@ -374,10 +406,11 @@ def compile_nft(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: KernelF
         space.blackhole_id, space.unreachable_id, space.default_id]
     choices = {(p.name, fam): choose(cfg, p, fam, runtime) for fam in FAMILIES
                for p in cfg.policies}
-    sticky_chains, sticky_sets = sticky_parts(cfg, space, choices)
+    rules, sticky_chains, sticky_sets = _STATIC.get(cfg, space)
     chains = (base_chains(space, ids) + mark_chains(space, ids)
-              + classify_chains(cfg, space, runtime) + [rules_chain(cfg, space)]
-              + policy_chains(cfg, space, list(choices.values())) + sticky_chains)
+              + classify_chains(cfg, space, runtime) + [rules]
+              + policy_chains(cfg, space, list(choices.values()))
+              + sticky_gates(cfg, choices) + sticky_chains)
     sets = bypass_sets(cfg, facts) + user_sets(cfg) + sticky_sets
     return NftTable(sets=tuple(sets), chains=tuple(chains))
 

@@ -1,0 +1,80 @@
+"""Build the report (the ``--json`` schema, docs/cli-json.md) from the daemon's state. Pure."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..config.model import Config
+from ..plan.compile import bypass_networks
+from ..plan.policy import choose
+from ..plan.state import IfaceRuntime, KernelFacts
+
+FAMILIES = ("ipv4", "ipv6")
+
+
+def policies(cfg: Config, runtime: Mapping[str, IfaceRuntime]) -> dict[str, dict[str, Any]]:
+    """Per family, per policy (alphabetical, as mwan3): the active members' shares."""
+    out: dict[str, dict[str, Any]] = {}
+    for fam in FAMILIES:
+        per: dict[str, Any] = {}
+        for p in sorted(cfg.policies, key=lambda p: p.name):
+            c = choose(cfg, p, fam, runtime)  # type: ignore[arg-type]
+            per[p.name] = {
+                "members": [{"interface": s.interface, "member": s.member, "metric": s.metric,
+                             "weight": s.weight, "percent": round(s.percent, 1)}
+                            for s in c.shares],
+                "last_resort": c.last_resort,
+                "active": "members" if c.shares else c.last_resort,
+            }
+        out[fam] = per
+    return out
+
+
+def connected(cfg: Config, facts: KernelFacts) -> dict[str, list[str]]:
+    """The connected ("bypass") networks per family, as the datapath has them."""
+    out = {}
+    for fam in FAMILIES:
+        nets, custom = bypass_networks(cfg, facts, fam)  # type: ignore[arg-type]
+        out[fam] = [str(n) for n in nets + custom]
+    return out
+
+
+def rule_counters(cfg: Config, nft_rules: Sequence[Mapping[str, Any]]
+                  ) -> list[dict[str, Any]]:
+    """The user rules with their nft counters, in order, one entry per rule and family."""
+    counters: list[tuple[str, int, int]] = []
+    for r in nft_rules:
+        comment = r.get("comment") or ""
+        if comment.startswith("log "):
+            continue
+        pkts = byts = 0
+        for stmt in r.get("expr", ()):
+            if isinstance(stmt, dict) and "counter" in stmt:
+                pkts = int(stmt["counter"].get("packets", 0))
+                byts = int(stmt["counter"].get("bytes", 0))
+        counters.append((comment, pkts, byts))
+    out = []
+    i = 0
+    for rule in cfg.rules:
+        for fam in rule.families():
+            pkts = byts = 0
+            if i < len(counters) and counters[i][0] == rule.name:
+                _, pkts, byts = counters[i]
+                i += 1
+            out.append({
+                "rule": rule.name, "family": fam, "policy": rule.use_policy,
+                "sticky": rule.sticky, "proto": rule.proto,
+                "src_ip": [str(n) for n in rule.src_ip], "dest_ip": [str(n) for n in rule.dest_ip],
+                "src_port": [str(p) for p in rule.src_port],
+                "dest_port": [str(p) for p in rule.dest_port],
+                "ipset": rule.ipset, "packets": pkts, "bytes": byts,
+            })
+    return out
+
+
+def in_networks(addr: str, nets: Sequence[str]) -> bool:
+    a = ipaddress.ip_address(addr)
+    return any(a in ipaddress.ip_network(n) for n in nets if ipaddress.ip_network(n).version
+               == a.version)

@@ -1,0 +1,108 @@
+"""mwan3's human layouts, from the report dict. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def hms(seconds: float | None) -> str:
+    """mwan3's ``00h:00m:54s``."""
+    s = int(max(0, seconds or 0))
+    return f"{s // 3600:02d}h:{s % 3600 // 60:02d}m:{s % 60:02d}s"
+
+
+def interfaces(report: dict[str, Any], now: float) -> str:
+    lines = ["Interface status:"]
+    for name, st in report["interfaces"].items():
+        tracking = st.get("tracking", "disabled")
+        if not st.get("up") and tracking == "paused":
+            tracking = "paused"
+        status = st.get("status") or ("online" if st.get("online") else "offline")
+        if st.get("online"):
+            lines.append(f" interface {name} is online {hms(now - (st.get('online_since') or now))}"
+                         f", uptime {hms(now - (st.get('up_since') or now))}"
+                         f" and tracking is {tracking}")
+        else:
+            lines.append(f" interface {name} is {status} and tracking is {tracking}")
+    return "\n".join(lines) + "\n"
+
+
+def targets(report: dict[str, Any]) -> str:
+    lines = ["Tracking (last test per target):"]
+    for name, st in report["interfaces"].items():
+        if not st.get("targets"):
+            lines.append(f" {name}: no track_ip")
+            continue
+        lines.append(f" {name}: score {st.get('score')}, {st.get('probes_sent', 0)} probes sent, "
+                     f"{st.get('probes_lost', 0)} lost")
+        for t in st["targets"]:
+            lat = "-" if t.get("latency_ms") is None else f"{t['latency_ms']:.1f} ms"
+            loss = "-" if t.get("loss_pct") is None else f"{t['loss_pct']:.0f}%"
+            lines.append(f"  {t['ip']:<40} {t['status']:<8} latency {lat:>10}  loss {loss:>4}")
+    return "\n".join(lines) + "\n"
+
+
+def policies(report: dict[str, Any]) -> str:
+    lines = []
+    for fam, per in report["policies"].items():
+        lines.append(f"Current {fam} policies:")
+        for name, p in per.items():
+            lines.append(f"{name}:")
+            if p["members"]:
+                lines += [f" {m['interface']} ({m['percent']:.0f}%)" for m in p["members"]]
+            else:
+                lines.append(f" {p['last_resort']}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def connected(report: dict[str, Any]) -> str:
+    lines = []
+    for fam, nets in report["connected"].items():
+        lines.append(f"Directly connected {fam} networks:")
+        lines += nets
+        lines.append("")
+    return "\n".join(lines)
+
+
+def rules(report: dict[str, Any]) -> str:
+    lines = []
+    for fam in ("ipv4", "ipv6"):
+        lines.append(f"Active {fam} user rules:")
+        for r in report["rules"]:
+            if r["family"] != fam:
+                continue
+            marker = "S" if r["sticky"] else "-"
+            match = []
+            if r["proto"] != "all":
+                match.append(str(r["proto"]))
+            match += [f"src {','.join(r['src_ip'])}"] if r["src_ip"] else []
+            match += [f"dst {','.join(r['dest_ip'])}"] if r["dest_ip"] else []
+            match += [f"sports {','.join(r['src_port'])}"] if r["src_port"] else []
+            match += [f"dports {','.join(r['dest_port'])}"] if r["dest_port"] else []
+            match += [f"ipset {r['ipset']}"] if r["ipset"] else []
+            lines.append(f"{_si(r['packets']):>6} {_si(r['bytes']):>6} {marker} "
+                         f"{r['policy']:<16} {r['rule']:<16} {' '.join(match) or 'all'}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _si(n: int) -> str:
+    """iptables -v style: 720, 12K, 3M."""
+    for unit, size in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
+        if n >= size * 100:
+            return f"{n // size}{unit}"
+    return str(n)
+
+
+def status(report: dict[str, Any], now: float) -> str:
+    return "\n".join([interfaces(report, now), targets(report), policies(report),
+                      connected(report), rules(report)])
+
+
+def explain(result: dict[str, Any]) -> str:
+    lines = [f"connection: {result['connection']}"]
+    for step in result["steps"]:
+        lines.append(f"  {step}")
+    lines.append(f"=> {result['verdict']}")
+    return "\n".join(lines) + "\n"
