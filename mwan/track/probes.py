@@ -1,31 +1,45 @@
-"""Probes, in-process and asynchronous: no process per probe.
+"""Probes, in-process and asynchronous: no process and no thread per probe.
 
-Every socket is bound to the tracked interface's device (``SO_BINDTODEVICE``),
-marked with its mark (``SO_MARK``, so the datapath routes it by that
-interface's table and the classifier leaves it alone) and bound to its
-address, as mwan3's ``LD_PRELOAD`` wrapper does for its ``ping`` processes.
+Every socket is non-blocking, bound to the tracked interface's device
+(``SO_BINDTODEVICE``), marked with its mark (``SO_MARK``, so the datapath
+routes it by that interface's table and the classifier leaves it alone) and
+bound to its address, as mwan3's ``LD_PRELOAD`` wrapper does for its probe
+processes.  Sockets are closed on every path, timeouts and cancellation too.
 
 Methods (``track_method``):
 
 * ``ping`` / ``nping-icmp``: ICMP / ICMPv6 echo on a raw socket, ``size``
-  payload bytes, ``max_ttl`` hops; replies matched by identifier and sequence.
-* ``arping`` / ``nping-arp``: an ARP who-has on the device (IPv4 only).
+  payload bytes, ``max_ttl`` hops; replies matched by identifier, sequence and
+  source.  An ICMP error quoting our echo (TTL exceeded, unreachable) ends
+  that echo at once, with the reason.
+* ``arping`` / ``nping-arp``: an Ethernet broadcast ARP who-has on the device
+  (IPv4 only); each reply from the target answers the oldest open request.
 * ``httping``: ``HEAD /`` over TCP (or TLS, unverified); any HTTP status line
-  counts.
-* ``nping-tcp``: a TCP handshake; an accepted or a refused connection (RST)
-  both mean the host answered.
-* ``nping-udp``: one datagram; an answer or an ICMP port unreachable counts.
+  counts.  The RTT runs from the connect to the first answer bytes (as
+  httping's ``time=``).  Port 80, or 443 with ``https``.
+* ``nping-tcp``: a TCP handshake to port 80; an accepted or a refused
+  connection (RST) both mean the host answered.
+* ``nping-udp``: one datagram to port 53 on a connected socket; an answer or
+  an ICMP port unreachable (``ECONNREFUSED``) counts, silence is a loss.
 
-``count`` probes per target start 0.1 s apart (mwan3's ping spaces them 1 s)
-and each waits up to ``timeout``; a target's result is never an exception for
-a network failure, only a :class:`TargetResult` with ``error`` set.
+``count`` probes per target start ``SPACING`` (0.1 s) apart -- mwan3's ping
+spaces them 1 s -- and each waits up to ``timeout``, so a target takes at most
+``(count - 1) * SPACING + timeout``.  A network failure is never an
+exception, only a :class:`TargetResult` with ``error`` set.
+
+``TargetResult.ok`` is "at least one answer" for every method (mwan3's nping
+wants every probe answered; :attr:`TargetResult.all_answered` says that).
+
+Debug one probe from a shell (inside the namespace that owns the device)::
+
+    python -m mwan.track.probes --device wan1 --method ping --count 3 --json 192.0.2.1
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
+import fcntl
 import ipaddress
 import json
 import os
@@ -38,15 +52,26 @@ from dataclasses import asdict, dataclass
 
 SO_MARK = getattr(socket, "SO_MARK", 36)
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+SOL_RAW = 255
+ICMP_FILTER = 1  # SOL_RAW option: bitmask of ICMP types to drop
+ICMP6_FILTER = 1  # IPPROTO_ICMPV6 option: 256-bit mask of ICMPv6 types to drop
+SIOCGIFADDR = 0x8915
 ETH_P_ARP = 0x0806
 SPACING = 0.1  # seconds between the probes of one target
+DEFAULT_PORTS = {"httping": 80, "nping-tcp": 80, "nping-udp": 53}
+HTTPS_PORT = 443
 METHODS = ("ping", "arping", "httping", "nping-tcp", "nping-udp", "nping-icmp", "nping-arp")
+
+ICMP4_ERRORS = {(3, 0): "network unreachable", (3, 1): "host unreachable",
+                (3, 3): "port unreachable", (3, 13): "administratively prohibited"}
+ICMP6_ERRORS = {(1, 0): "no route", (1, 1): "administratively prohibited",
+                (1, 3): "address unreachable", (1, 4): "port unreachable"}
 
 
 @dataclass(frozen=True)
 class ProbeSpec:
     method: str
-    family: str
+    family: str  # "ipv4" | "ipv6"
     device: str
     source: str | None
     mark: int
@@ -54,7 +79,7 @@ class ProbeSpec:
     timeout: float = 4.0
     size: int = 56
     max_ttl: int = 60
-    port: int | None = None
+    port: int | None = None  # None: DEFAULT_PORTS (443 for httping with https)
     https: bool = False
 
 
@@ -78,6 +103,21 @@ class TargetResult:
     def ok(self) -> bool:
         return self.received > 0
 
+    @property
+    def all_answered(self) -> bool:
+        """Every probe answered: mwan3's success rule for the nping methods."""
+        return self.sent > 0 and self.received == self.sent
+
+
+@dataclass(frozen=True)
+class IcmpMessage:
+    """An echo reply (``error`` None) or an error quoting one of our echo requests."""
+
+    ident: int
+    seq: int
+    error: str | None = None
+    quoted_dst: str | None = None  # the destination of the echo an error quotes
+
 
 # ---------------------------------------------------------------- packets
 
@@ -95,15 +135,18 @@ def echo_request(ident: int, seq: int, size: int, v6: bool) -> bytes:
     """An ICMP (type 8) or ICMPv6 (type 128) echo request; v6 checksums are the kernel's."""
     payload = bytes((i & 0xFF) for i in range(size))
     kind = 128 if v6 else 8
-    header = struct.pack("!BBHHH", kind, 0, 0, ident, seq)
+    header = struct.pack("!BBHHH", kind, 0, 0, ident, seq & 0xFFFF)
     if v6:
         return header + payload
     csum = checksum(header + payload)
-    return struct.pack("!BBHHH", kind, 0, csum, ident, seq) + payload
+    return struct.pack("!BBHHH", kind, 0, csum, ident, seq & 0xFFFF) + payload
 
 
-def parse_echo_reply(packet: bytes, v6: bool) -> tuple[int, int] | None:
-    """(identifier, sequence) of an echo reply, or None.  IPv4 raw packets carry the IP header."""
+def parse_icmp(packet: bytes, v6: bool) -> IcmpMessage | None:
+    """An echo reply or an error about an echo request, else None.
+
+    IPv4 raw sockets deliver the IP header, IPv6 ones start at the ICMPv6 header.
+    """
     if not v6:
         if len(packet) < 20:
             return None
@@ -111,9 +154,31 @@ def parse_echo_reply(packet: bytes, v6: bool) -> tuple[int, int] | None:
     if len(packet) < 8:
         return None
     kind, code, _, ident, seq = struct.unpack("!BBHHH", packet[:8])
-    if kind != (129 if v6 else 0) or code != 0:
+    if kind == (129 if v6 else 0):
+        return IcmpMessage(ident, seq) if code == 0 else None
+    return _parse_icmp_error(kind, code, packet[8:], v6)
+
+
+def _parse_icmp_error(kind: int, code: int, quoted: bytes, v6: bool) -> IcmpMessage | None:
+    if v6:
+        if kind not in (1, 3) or len(quoted) < 48 or quoted[6] != 58:
+            return None
+        reason = "hop limit exceeded" if kind == 3 else ICMP6_ERRORS.get((1, code), "unreachable")
+        dst, inner = socket.inet_ntop(socket.AF_INET6, quoted[24:40]), quoted[40:48]
+        echo = 128
+    else:
+        if kind not in (3, 11) or len(quoted) < 20 or quoted[9] != 1:
+            return None
+        ihl = (quoted[0] & 0x0F) * 4
+        if len(quoted) < ihl + 8:
+            return None
+        reason = "ttl exceeded" if kind == 11 else ICMP4_ERRORS.get((3, code), "unreachable")
+        dst, inner = socket.inet_ntoa(quoted[16:20]), quoted[ihl:ihl + 8]
+        echo = 8
+    if inner[0] != echo:
         return None
-    return ident, seq
+    _, _, _, ident, seq = struct.unpack("!BBHHH", inner)
+    return IcmpMessage(ident, seq, reason, dst)
 
 
 def arp_request(mac: bytes, source: str, target: str) -> bytes:
@@ -125,25 +190,37 @@ def arp_request(mac: bytes, source: str, target: str) -> bytes:
 
 
 def parse_arp_reply(frame: bytes) -> str | None:
-    """The sender IP of an ARP reply frame, or None."""
+    """The sender IP of an Ethernet ARP reply frame, or None."""
     if len(frame) < 42 or frame[12:14] != struct.pack("!H", ETH_P_ARP):
         return None
-    op = struct.unpack("!H", frame[20:22])[0]
-    if op != 2:
+    htype, ptype, hlen, plen, op = struct.unpack("!HHBBH", frame[14:22])
+    if (htype, ptype, hlen, plen, op) != (1, 0x0800, 6, 4, 2):
         return None
     return socket.inet_ntoa(frame[28:32])
 
 
+def same_address(a: str, b: str) -> bool:
+    """Whether two address strings name the same address (a ``%scope`` is ignored)."""
+    try:
+        return ipaddress.ip_address(a.split("%", 1)[0]) == ipaddress.ip_address(b.split("%", 1)[0])
+    except ValueError:
+        return False
+
+
 # ---------------------------------------------------------------- sockets
+
+def _bind_and_mark(s: socket.socket, spec: ProbeSpec) -> None:
+    s.setblocking(False)
+    s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, spec.device.encode())
+    if spec.mark:
+        s.setsockopt(socket.SOL_SOCKET, SO_MARK, spec.mark)
+
 
 def _socket(spec: ProbeSpec, kind: int, proto: int = 0) -> socket.socket:
     af = socket.AF_INET6 if spec.family == "ipv6" else socket.AF_INET
     s = socket.socket(af, kind, proto)
     try:
-        s.setblocking(False)
-        s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, spec.device.encode())
-        if spec.mark:
-            s.setsockopt(socket.SOL_SOCKET, SO_MARK, spec.mark)
+        _bind_and_mark(s, spec)
         if spec.source:
             s.bind((spec.source, 0))
     except BaseException:
@@ -152,31 +229,107 @@ def _socket(spec: ProbeSpec, kind: int, proto: int = 0) -> socket.socket:
     return s
 
 
+def _icmp_filter(s: socket.socket, v6: bool) -> None:
+    """Let only echo replies and the errors that may quote an echo reach this raw socket."""
+    if v6:
+        words = [0xFFFFFFFF] * 8
+        for kind in (1, 3, 129):
+            words[kind >> 5] &= ~(1 << (kind & 31)) & 0xFFFFFFFF
+        s.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, struct.pack("=8I", *words))
+    else:
+        mask = ~((1 << 0) | (1 << 3) | (1 << 11)) & 0xFFFFFFFF
+        s.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("=I", mask))
+
+
+def device_ipv4(device: str) -> str | None:
+    """The device's (primary) IPv4 address, or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            res = fcntl.ioctl(s.fileno(), SIOCGIFADDR, struct.pack("256s", device.encode()[:15]))
+        except OSError:
+            return None
+    return socket.inet_ntoa(res[20:24])
+
+
 def _error(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timeout"
-    if isinstance(exc, OSError) and exc.errno is not None:
+    if isinstance(exc, EOFError):
+        return "connection closed"
+    if isinstance(exc, OSError) and exc.errno is not None and exc.errno > 0:
         return os.strerror(exc.errno).lower()
-    return type(exc).__name__
+    return str(exc) or type(exc).__name__
+
+
+def _result(target: str, sent: int, rtts: list[float], errors: list[str]) -> TargetResult:
+    got = tuple(r * 1000 for r in rtts)
+    return TargetResult(target, sent, len(got), got,
+                        None if got else (errors[0] if errors else "timeout"))
 
 
 async def _repeat(spec: ProbeSpec, target: str,
-                  one: Callable[[], Awaitable[float | None]]) -> TargetResult:
-    """Run ``count`` attempts, ``SPACING`` apart; each returns an RTT (s) or None."""
+                  one: Callable[[], Awaitable[float]]) -> TargetResult:
+    """Run ``count`` attempts ``SPACING`` apart, each up to ``timeout``; each returns an RTT (s)."""
     errors: list[str] = []
 
     async def attempt(i: int) -> float | None:
         await asyncio.sleep(i * SPACING)
         try:
             return await asyncio.wait_for(one(), spec.timeout)
-        except (TimeoutError, OSError) as exc:
+        except (TimeoutError, OSError, EOFError) as exc:
             errors.append(_error(exc))
             return None
 
     rtts = await asyncio.gather(*(attempt(i) for i in range(spec.count)))
-    got = tuple(r * 1000 for r in rtts if r is not None)
-    return TargetResult(target, spec.count, len(got), got,
-                        None if got else (errors[0] if errors else "no answer"))
+    return _result(target, spec.count, [r for r in rtts if r is not None], errors)
+
+
+class _Echoes:
+    """Bookkeeping of ``count`` requests: sent times, answers, errors, and 'all settled'."""
+
+    def __init__(self, count: int) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.count = count
+        self.sent_at: dict[int, float] = {}
+        self.rtts: dict[int, float] = {}
+        self.errors: dict[int, str] = {}
+        self.settled = self.loop.create_future()
+
+    def open(self, seq: int) -> bool:
+        return seq in self.sent_at and seq not in self.rtts and seq not in self.errors
+
+    def answer(self, seq: int) -> None:
+        self.rtts[seq] = self.loop.time() - self.sent_at[seq]
+        self._check()
+
+    def fail(self, seq: int, reason: str) -> None:
+        self.errors[seq] = reason
+        self._check()
+
+    def _check(self) -> None:
+        if len(self.rtts) + len(self.errors) >= self.count and not self.settled.done():
+            self.settled.set_result(None)
+
+    async def run(self, send: Callable[[int], Awaitable[None]], timeout: float) -> None:
+        """Send ``count`` requests ``SPACING`` apart, then wait for them to settle."""
+        try:
+            for seq in range(1, self.count + 1):
+                if seq > 1:
+                    await asyncio.sleep(SPACING)
+                self.sent_at[seq] = self.loop.time()
+                try:
+                    await send(seq)
+                except OSError as exc:
+                    self.fail(seq, _error(exc))
+            await asyncio.wait_for(asyncio.shield(self.settled), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self.settled.cancel()
+
+    def result(self, target: str) -> TargetResult:
+        errors = [self.errors[s] for s in sorted(self.errors)]
+        return _result(target, self.count, [self.rtts[s] for s in sorted(self.rtts)], errors)
 
 
 # ---------------------------------------------------------------- methods
@@ -185,114 +338,80 @@ async def _ping(spec: ProbeSpec, target: str) -> TargetResult:
     loop = asyncio.get_running_loop()
     v6 = spec.family == "ipv6"
     proto = socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP
-    try:
-        sock = _socket(spec, socket.SOCK_RAW, proto)
-    except OSError as exc:
-        return TargetResult(target, spec.count, 0, (), _error(exc))
-    ident = int.from_bytes(os.urandom(2), "big")
-    sent_at: dict[int, float] = {}
-    rtts: dict[int, float] = {}
-    done = loop.create_future()
-    errors: list[str] = []
+    sock = _socket(spec, socket.SOCK_RAW, proto)
+    # fds are unique among open sockets, so concurrent probes of one process never share an id
+    ident = (os.getpid() + sock.fileno()) & 0xFFFF
+    echoes = _Echoes(spec.count)
 
     def readable() -> None:
         while True:
             try:
                 data, addr = sock.recvfrom(65535)
-            except (BlockingIOError, InterruptedError):
+            except OSError:  # BlockingIOError: drained
                 return
-            except OSError as exc:
-                errors.append(_error(exc))
-                return
-            got = parse_echo_reply(data, v6)
-            if got is None or got[0] != ident or got[1] not in sent_at or got[1] in rtts:
+            msg = parse_icmp(data, v6)
+            if msg is None or msg.ident != ident or not echoes.open(msg.seq):
                 continue
-            if ipaddress.ip_address(addr[0]) != ipaddress.ip_address(target):
-                continue
-            rtts[got[1]] = loop.time() - sent_at[got[1]]
-            if len(rtts) == spec.count and not done.done():
-                done.set_result(None)
+            if msg.error is None and same_address(addr[0], target):
+                echoes.answer(msg.seq)
+            elif msg.error is not None and same_address(msg.quoted_dst or "", target):
+                echoes.fail(msg.seq, msg.error)
+
+    async def send(seq: int) -> None:
+        await loop.sock_sendto(sock, echo_request(ident, seq, spec.size, v6), (target, 0))
 
     try:
         if v6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, spec.max_ttl)
         else:
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, spec.max_ttl)
+        _icmp_filter(sock, v6)
         loop.add_reader(sock.fileno(), readable)
-        for seq in range(1, spec.count + 1):
-            if seq > 1:
-                await asyncio.sleep(SPACING)
-            sent_at[seq] = loop.time()
-            try:
-                await loop.sock_sendto(sock, echo_request(ident, seq, spec.size, v6),
-                                       (target, 0))
-            except OSError as exc:
-                errors.append(_error(exc))
-        try:
-            await asyncio.wait_for(asyncio.shield(done), spec.timeout)
-        except TimeoutError:
-            pass
-    except OSError as exc:
-        errors.append(_error(exc))
+        await echoes.run(send, spec.timeout)
     finally:
         loop.remove_reader(sock.fileno())
         sock.close()
-        if not done.done():
-            done.cancel()
-    got = tuple(rtts[s] * 1000 for s in sorted(rtts))
-    return TargetResult(target, spec.count, len(got), got,
-                        None if got else (errors[0] if errors else "timeout"))
+    return echoes.result(target)
 
 
 async def _arping(spec: ProbeSpec, target: str) -> TargetResult:
     if spec.family != "ipv4":
         return TargetResult(target, 0, 0, (), "arping is IPv4 only")
     loop = asyncio.get_running_loop()
-    try:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
-        sock.setblocking(False)
-        sock.bind((spec.device, ETH_P_ARP))
-        mac = sock.getsockname()[4]
-    except OSError as exc:
-        return TargetResult(target, spec.count, 0, (), _error(exc))
-    request = arp_request(mac, spec.source or "0.0.0.0", target)
-    replies: asyncio.Queue[float] = asyncio.Queue()
+    source = spec.source or device_ipv4(spec.device) or "0.0.0.0"
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    echoes = _Echoes(spec.count)
 
     def readable() -> None:
         while True:
             try:
                 frame = sock.recv(2048)
-            except (BlockingIOError, InterruptedError):
-                return
             except OSError:
                 return
-            if parse_arp_reply(frame) == target:
-                replies.put_nowait(loop.time())
+            if parse_arp_reply(frame) == target:  # a reply can't say which request: oldest open
+                seq = next((s for s in sorted(echoes.sent_at) if echoes.open(s)), None)
+                if seq is not None:
+                    echoes.answer(seq)
 
-    async def one() -> float:
-        t0 = loop.time()
-        while not replies.empty():
-            replies.get_nowait()
-        await loop.sock_sendall(sock, request)
-        return await replies.get() - t0
-
-    loop.add_reader(sock.fileno(), readable)
     try:
-        rtts: list[float] = []
-        errors: list[str] = []
-        for i in range(spec.count):  # one at a time: a reply cannot say which request it answers
-            if i:
-                await asyncio.sleep(SPACING)
-            try:
-                rtts.append(await asyncio.wait_for(one(), spec.timeout))
-            except (TimeoutError, OSError) as exc:
-                errors.append(_error(exc))
+        sock.setblocking(False)
+        if spec.mark:
+            sock.setsockopt(socket.SOL_SOCKET, SO_MARK, spec.mark)
+        sock.bind((spec.device, ETH_P_ARP))  # a packet socket's device binding
+        mac = sock.getsockname()[4]
+        if len(mac) != 6:
+            return TargetResult(target, spec.count, 0, (), "no Ethernet address on the device")
+        request = arp_request(mac, source, target)
+
+        async def send(seq: int) -> None:
+            await loop.sock_sendall(sock, request)
+
+        loop.add_reader(sock.fileno(), readable)
+        await echoes.run(send, spec.timeout)
     finally:
         loop.remove_reader(sock.fileno())
         sock.close()
-    got = tuple(r * 1000 for r in rtts)
-    return TargetResult(target, spec.count, len(got), got,
-                        None if got else (errors[0] if errors else "timeout"))
+    return echoes.result(target)
 
 
 async def _tcp_connect(spec: ProbeSpec, target: str, port: int) -> socket.socket:
@@ -307,13 +426,12 @@ async def _tcp_connect(spec: ProbeSpec, target: str, port: int) -> socket.socket
 
 async def _nping_tcp(spec: ProbeSpec, target: str) -> TargetResult:
     loop = asyncio.get_running_loop()
-    port = spec.port or 80
+    port = spec.port or DEFAULT_PORTS["nping-tcp"]
 
-    async def one() -> float | None:
+    async def one() -> float:
         t0 = loop.time()
         try:
-            sock = await _tcp_connect(spec, target, port)
-            sock.close()
+            (await _tcp_connect(spec, target, port)).close()
         except ConnectionRefusedError:  # a RST is an answer
             pass
         return loop.time() - t0
@@ -323,13 +441,13 @@ async def _nping_tcp(spec: ProbeSpec, target: str) -> TargetResult:
 
 async def _nping_udp(spec: ProbeSpec, target: str) -> TargetResult:
     loop = asyncio.get_running_loop()
-    port = spec.port or 53
+    port = spec.port or DEFAULT_PORTS["nping-udp"]
 
-    async def one() -> float | None:
+    async def one() -> float:
         t0 = loop.time()
         with _socket(spec, socket.SOCK_DGRAM) as sock:
             await loop.sock_connect(sock, (target, port))
-            await loop.sock_sendall(sock, b"\0" * 8)
+            await loop.sock_sendall(sock, b"mwan probe\n")
             try:
                 await loop.sock_recv(sock, 2048)
             except ConnectionRefusedError:  # ICMP port unreachable: the host is there
@@ -341,29 +459,33 @@ async def _nping_udp(spec: ProbeSpec, target: str) -> TargetResult:
 
 async def _httping(spec: ProbeSpec, target: str) -> TargetResult:
     loop = asyncio.get_running_loop()
-    port = spec.port or (443 if spec.https else 80)
+    port = spec.port or (HTTPS_PORT if spec.https else DEFAULT_PORTS["httping"])
     host = f"[{target}]" if ":" in target else target
+    request = f"HEAD / HTTP/1.0\r\nHost: {host}\r\nUser-Agent: mwan-httping\r\n\r\n".encode()
+    ctx = None
+    if spec.https:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
 
-    async def one() -> float | None:
+    async def one() -> float:
         t0 = loop.time()
         sock = await _tcp_connect(spec, target, port)
-        ctx = None
-        if spec.https:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        reader, writer = await asyncio.open_connection(
-            sock=sock, ssl=ctx, server_hostname=target if ctx else None)
         try:
-            writer.write(f"HEAD / HTTP/1.0\r\nHost: {host}\r\n"
-                         "User-Agent: mwan-httping\r\n\r\n".encode())
-            await writer.drain()
-            line = await reader.readline()
+            reader, writer = await asyncio.open_connection(
+                sock=sock, ssl=ctx, server_hostname=target if ctx else None)
+        except BaseException:
+            sock.close()
+            raise
+        try:
+            writer.write(request)
+            head = await reader.readexactly(5)
+            rtt = loop.time() - t0
         finally:
-            writer.close()
-        if not line.startswith(b"HTTP/"):
-            raise OSError(errno.EPROTO, "not an HTTP answer")
-        return loop.time() - t0
+            writer.transport.abort()  # closes the socket now, no TLS shutdown to wait for
+        if head != b"HTTP/":
+            raise OSError("not an HTTP answer")
+        return rtt
 
     return await _repeat(spec, target, one)
 
@@ -376,25 +498,36 @@ PROBES: dict[str, Callable[[ProbeSpec, str], Awaitable[TargetResult]]] = {
 
 
 async def probe(spec: ProbeSpec, target: str) -> TargetResult:
-    """Probe one target ``spec.count`` times through ``spec.device``."""
+    """Probe one target ``spec.count`` times through ``spec.device``; never raises for the network.
+
+    ValueError for an unknown method (a programming error: config/ validates it).
+    """
     try:
         fn = PROBES[spec.method]
     except KeyError:
         raise ValueError(f"unknown track method {spec.method!r}") from None
     try:
+        version = ipaddress.ip_address(target).version
+    except ValueError:
+        return TargetResult(target, spec.count, 0, (), "not an IP address")
+    if version != (6 if spec.family == "ipv6" else 4):
+        return TargetResult(target, spec.count, 0, (), f"not an {spec.family} address")
+    try:
         return await fn(spec, target)
-    except OSError as exc:
+    except OSError as exc:  # socket setup: no such device, address not available, ...
         return TargetResult(target, spec.count, 0, (), _error(exc))
 
 
+# ---------------------------------------------------------------- debugging CLI
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m mwan.track.probes``: one probe, for debugging (prints JSON)."""
+    """``python -m mwan.track.probes``: probe targets at once, one line each; 0 if all ok."""
     ap = argparse.ArgumentParser(description="probe targets the way the tracker does")
     ap.add_argument("targets", nargs="+")
     ap.add_argument("--method", default="ping", choices=METHODS)
     ap.add_argument("--device", required=True)
     ap.add_argument("--source")
-    ap.add_argument("--family", default=None, choices=("ipv4", "ipv6"))
+    ap.add_argument("--family", choices=("ipv4", "ipv6"))
     ap.add_argument("--mark", type=lambda v: int(v, 0), default=0)
     ap.add_argument("--count", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=2.0)
@@ -402,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-ttl", type=int, default=60)
     ap.add_argument("--port", type=int)
     ap.add_argument("--https", action="store_true")
+    ap.add_argument("--json", action="store_true", help="one JSON object per target")
     a = ap.parse_args(argv)
     family = a.family or ("ipv6" if ":" in a.targets[0] else "ipv4")
     spec = ProbeSpec(a.method, family, a.device, a.source, a.mark, a.count, a.timeout,
@@ -410,10 +544,15 @@ def main(argv: list[str] | None = None) -> int:
     async def run() -> list[TargetResult]:
         return list(await asyncio.gather(*(probe(spec, t) for t in a.targets)))
 
-    for r in asyncio.run(run()):
-        print(json.dumps({**asdict(r), "ok": r.ok, "loss_pct": r.loss_pct,
-                          "latency_ms": r.latency_ms}))
-    return 0
+    results = asyncio.run(run())
+    for r in results:
+        if a.json:
+            print(json.dumps({**asdict(r), "ok": r.ok, "loss_pct": r.loss_pct,
+                              "latency_ms": r.latency_ms}))
+        else:
+            lat = f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else "-"
+            print(f"{r.target} {r.received}/{r.sent} {lat} {r.error or ''}".rstrip())
+    return 0 if all(r.ok for r in results) else 1
 
 
 if __name__ == "__main__":
