@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         report_cmds = None  # type: ignore[assignment]
     if report_cmds is not None:
         report_cmds.register(add)
+    from . import use_cmd
+    use_cmd.register(add)
     return parser
 
 

@@ -27,9 +27,39 @@ def _ask(args: argparse.Namespace, cmd: str, **kw: Any) -> Any:
     return None
 
 
+def kernel_report(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``connected`` and ``rules`` read straight from mwan's nft table (no daemon needed)."""
+    from ..config.errors import ConfigError
+    from ..config.validate import load_config
+    from ..kernel.nft import NftApplier, chain_rules_with_counters, set_networks
+    from ..report.data import rule_counters
+
+    nft = NftApplier()
+    if nft.list_table() is None:
+        print("mwan is not running and has no table in the kernel (nft table inet mwan); "
+              "start it with 'mwan3 start'", file=sys.stderr)
+        return None
+    connected = {fam: [n for kind in ("connected", "custom")
+                       for n in set_networks(nft, f"{kind}_{sfx}") or []]
+                 for fam, sfx in (("ipv4", "v4"), ("ipv6", "v6"))}
+    try:
+        cfg = load_config(args.config, args.network_config)
+    except ConfigError as exc:
+        print(f"cannot name the rules: {exc}", file=sys.stderr)
+        return None
+    return {"connected": connected,
+            "rules": rule_counters(cfg, chain_rules_with_counters(nft, "rules"))}
+
+
 def _show(args: argparse.Namespace, render: Callable[[dict[str, Any]], str],
-          pick: Callable[[dict[str, Any]], Any]) -> int:
-    report = _ask(args, "report")
+          pick: Callable[[dict[str, Any]], Any], kernel_only: bool = False) -> int:
+    if kernel_only:
+        try:
+            report = call(args.run_dir, "report")
+        except (NotRunning, PermissionError, ControlError):
+            report = kernel_report(args)
+    else:
+        report = _ask(args, "report")
     if report is None:
         return 1
     if args.json:
@@ -49,11 +79,12 @@ def cmd_policies(args: argparse.Namespace) -> int:
 
 
 def cmd_connected(args: argparse.Namespace) -> int:
-    return _show(args, text.connected, lambda r: {"connected": r["connected"]})
+    return _show(args, text.connected, lambda r: {"connected": r["connected"]},
+                 kernel_only=True)
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
-    return _show(args, text.rules, lambda r: {"rules": r["rules"]})
+    return _show(args, text.rules, lambda r: {"rules": r["rules"]}, kernel_only=True)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

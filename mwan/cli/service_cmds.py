@@ -99,8 +99,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
         call(args.run_dir, "stop", timeout=5)
     except NotRunning:
         # nothing runs: still remove whatever a dead daemon may have left
+        from ..kernel import cgroups
         from ..kernel.apply import KernelApplier
         KernelApplier().remove()
+        cgroups.remove_groups(args.run_dir)
         print("mwan was not running; removed anything it had left behind")
         return 0
     deadline = time.monotonic() + 15

@@ -24,6 +24,7 @@ from ..config.errors import ConfigError
 from ..config.marks import MarkSpace
 from ..config.model import Config, InitialState, Interface
 from ..config.validate import load_config
+from ..kernel import cgroups
 from ..kernel.apply import ApplyResult, KernelApplier
 from ..plan.compile import compile_plan
 from ..plan.state import Desired, IfaceRuntime, KernelFacts
@@ -103,6 +104,9 @@ class Daemon:
         self.trackers: dict[str, Tracker] = {}
         self._resume_after_apply: list[tuple[Tracker, str]] = []
         self._hook_queue: asyncio.Queue[tuple[str, Interface, str]] = asyncio.Queue()
+        self.use_groups: dict[str, cgroups.UseGroup] = {}
+        self.use_error: str | None = None
+        self._use_tried: tuple[tuple[str, int], ...] | None = None
         self.control = ControlServer(run_dir, {
             "ping": self._cmd_ping,
             "ifup": self._cmd_ifup,
@@ -110,6 +114,7 @@ class Daemon:
             "reload": self._cmd_reload,
             "stop": self._cmd_stop,
             "state": self._cmd_state,
+            "use": self._cmd_use,
         })
         try:  # read-only report commands (status, explain, ...) live in their own module
             from . import report
@@ -130,7 +135,25 @@ class Daemon:
 
     def _k_refresh(self) -> tuple[KernelFacts, dict[str, dict[str, Any]]]:
         a = self._k_applier()
+        self._k_use_groups()
         return a.routing.facts(self.cfg.globals.rt_table_lookup), a.routing.links()
+
+    def _k_use_groups(self) -> dict[str, cgroups.UseGroup]:
+        """The ``mwan3 use`` cgroups, made once per set of (interface, mark); none if impossible."""
+        marks = {i.name: self.mark_of(i) for i in self.cfg.enabled_interfaces}
+        key = tuple(sorted(marks.items()))
+        if key != self._use_tried:
+            self._use_tried = key
+            try:
+                self.use_groups, self.use_error = cgroups.make_groups(self.run_dir, marks), None
+            except (cgroups.CgroupError, OSError) as exc:
+                self.use_groups, self.use_error = {}, str(exc)
+                log.warning("'mwan3 use' is unavailable: %s", exc)
+        return self.use_groups
+
+    def _k_remove_groups(self) -> None:
+        if self._use_tried is not None:
+            cgroups.remove_groups(self.run_dir)
 
     def _k_apply(self, desired: Desired) -> ApplyResult:
         return self._k_applier().apply(desired)
@@ -375,6 +398,15 @@ class Daemon:
         await self.wait_applied()
         return {"reloaded": self.config_path}
 
+    async def _cmd_use(self, args: dict[str, Any]) -> Any:
+        iface = self._iface_arg(args)
+        group = self.use_groups.get(iface.name)
+        if group is None:
+            raise ControlError(f"'mwan3 use' is unavailable: {self.use_error or 'no cgroup yet'}")
+        return {"interface": iface.name, "device": iface.device, "cgroup": group.hierarchy_path,
+                "mark": hex(self.mark_of(iface)), "family": iface.family,
+                "online": self.status[iface.name].online}
+
     async def _cmd_stop(self, args: dict[str, Any]) -> Any:
         self._stop.set()
         return {"stopping": os.getpid()}
@@ -454,6 +486,7 @@ class Daemon:
         await self.control.close()
         try:
             await self.kernel(self._k_remove)
+            await self.kernel(self._k_remove_groups)
         finally:
             self._executor.shutdown(wait=True)
             try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..kernel.nft import chain_rules_with_counters
+from ..kernel.nft import chain_rules_with_counters, set_networks
+from ..plan.compile import user_set
 from ..report import data
 from ..report.explain import explain
 from .control import ControlError
@@ -29,11 +30,20 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
             "rules": data.rule_counters(daemon.cfg, nft_rules),
         }
 
+    def k_ipsets() -> dict[str, list[str]]:
+        nft = daemon._k_applier().nft
+        out: dict[str, list[str]] = {}
+        for name in sorted({r.ipset for r in daemon.cfg.rules if r.ipset is not None}):
+            out[name] = [n for fam in ("ipv4", "ipv6")
+                         for n in set_networks(nft, user_set(name, fam)) or []]  # type: ignore[arg-type]
+        return out
+
     async def do_explain(args: dict[str, Any]) -> Any:
+        ipsets = await daemon.kernel(k_ipsets)
         try:
             return explain(daemon.cfg, daemon.runtime(), data.connected(daemon.cfg, daemon.facts),
                            str(args["src"]), str(args["dst"]), str(args.get("proto") or "tcp"),
-                           args.get("sport"), args.get("dport"))
+                           args.get("sport"), args.get("dport"), ipsets)
         except (KeyError, ValueError) as exc:
             raise ControlError(f"bad explain arguments: {exc}") from None
 

@@ -190,3 +190,30 @@ def chain_rules_with_counters(applier: NftApplier, chain: str) -> list[dict[str,
 
 def describe(chain: NftChain) -> str:  # pragma: no cover - debugging aid
     return json.dumps({"chain": chain.definition(), "rules": chain.rules}, indent=1)
+
+
+def set_networks(applier: NftApplier, name: str) -> list[str] | None:
+    """The addresses/networks in one set of the table, as CIDR strings (None: no such set)."""
+    objs = applier.list("set", name)
+    if objs is None:
+        return None
+    out: list[str] = []
+    for o in objs:
+        for e in (o.get("set") or {}).get("elem", ()) or ():
+            out.extend(element_networks(e))
+    return out
+
+
+def element_networks(e: Any) -> list[str]:
+    """One set element as nft lists it → CIDR strings (addresses, prefixes, ranges)."""
+    if isinstance(e, dict) and "elem" in e:
+        e = e["elem"].get("val")
+    if isinstance(e, str):
+        return [e]
+    if isinstance(e, dict) and "prefix" in e:
+        return [f"{e['prefix']['addr']}/{e['prefix']['len']}"]
+    if isinstance(e, dict) and "range" in e:
+        import ipaddress
+        lo, hi = (ipaddress.ip_address(str(x)) for x in e["range"])
+        return [str(n) for n in ipaddress.summarize_address_range(lo, hi)]  # type: ignore[type-var]
+    return []

@@ -35,8 +35,9 @@ def _port_in(port: int | None, ranges: Sequence[PortRange]) -> bool:
 
 
 def rule_matches(rule: Rule, family: str, src: str, dst: str, proto: str,
-                 sport: int | None, dport: int | None) -> tuple[bool, str]:
-    """(matches, why not)."""
+                 sport: int | None, dport: int | None,
+                 ipsets: Mapping[str, Sequence[str]] | None = None) -> tuple[bool, str]:
+    """(matches, why not).  ``ipsets``: the contents of the rules' ipset sets, by set name."""
     if family not in rule.families():
         return False, f"family {family} not in the rule's {'/'.join(rule.families())}"
     if not _proto_matches(rule, proto):
@@ -51,13 +52,18 @@ def rule_matches(rule: Rule, family: str, src: str, dst: str, proto: str,
     if not _port_in(dport, rule.dest_port):
         return False, f"destination port {dport} not in dest_port"
     if rule.ipset:
-        return False, f"ipset {rule.ipset}: depends on the set's contents (not checked here)"
+        members = (ipsets or {}).get(rule.ipset)
+        if members is None:
+            return False, f"ipset {rule.ipset}: its contents are unknown"
+        if not in_networks(dst, list(members)):
+            return False, f"destination {dst} not in ipset {rule.ipset}"
     return True, ""
 
 
 def explain(cfg: Config, runtime: Mapping[str, IfaceRuntime], connected: Mapping[str, list[str]],
             src: str, dst: str, proto: str = "tcp", sport: int | None = None,
-            dport: int | None = None) -> dict[str, Any]:
+            dport: int | None = None, ipsets: Mapping[str, Sequence[str]] | None = None
+            ) -> dict[str, Any]:
     family = "ipv4" if ipaddress.ip_address(dst).version == 4 else "ipv6"
     conn = f"{proto} {src}{f':{sport}' if sport else ''} -> {dst}{f':{dport}' if dport else ''}"
     steps: list[str] = []
@@ -73,7 +79,7 @@ def explain(cfg: Config, runtime: Mapping[str, IfaceRuntime], connected: Mapping
             result.update(verdict=f"{name} (WAN source address)", wan=name)
             return result
     for rule in cfg.rules:
-        ok, why = rule_matches(rule, family, src, dst, proto, sport, dport)
+        ok, why = rule_matches(rule, family, src, dst, proto, sport, dport, ipsets)
         if not ok:
             steps.append(f"rule {rule.name}: no ({why})")
             continue
