@@ -58,7 +58,7 @@ def test_rules_layout_has_counters_sticky_marker_and_matches() -> None:
     out = text.rules(report())
     assert out.startswith("Active ipv4 user rules:\n")
     lines = out.splitlines()
-    assert lines[1].split() == ["720K", "12M", "S", "balanced", "https", "tcp", "dports", "443"]
+    assert lines[1].split() == ["720K", "12345K", "S", "balanced", "https", "tcp", "dports", "443"]
     assert lines[2].split() == ["5", "300", "-", "balanced", "default_rule", "dst", "0.0.0.0/0"]
     assert "Active ipv6 user rules:" in out
 
