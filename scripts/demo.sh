@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # One command for the demo on a fresh Debian machine (as root): installs what
-# is needed, builds the namespace lab and runs mwan in its router.
+# is needed, then `python -m mwan.lab.demo SUBCOMMAND`: start (the default:
+# builds the namespace lab, runs mwan in its router, web UI on
+# http://127.0.0.1:8086/), status, cut/restore WAN, loss WAN PCT, mwan3 ARGS,
+# stop.  See --help.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
