@@ -34,7 +34,8 @@ def _section(obj: Any, hex_fields: tuple[str, ...] = ()) -> dict[str, Any]:
 def config_to_dict(cfg: Config) -> dict[str, Any]:
     return {
         "path": cfg.path,
-        "globals": _section(cfg.globals, ("mmx_mask",)),
+        "globals": {**_section(cfg.globals, ("mmx_mask",)),
+                    "web_password_hash": "(set)" if cfg.globals.web_password_hash else None},
         "interfaces": [_section(i) for i in cfg.interfaces],
         "members": [_section(m) for m in cfg.members],
         "policies": [_section(p) for p in cfg.policies],

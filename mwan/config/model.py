@@ -41,6 +41,13 @@ class Globals:
     rtmon_interval: int | None = None
     # mwan additions
     user_script: str = "/etc/mwan3.user"
+    # the web UI / JSON API / metrics (off unless web_enabled)
+    web_enabled: bool = False
+    web_listen: tuple[str, ...] = ("127.0.0.1",)
+    web_port: int = 8086
+    web_password_hash: str | None = None
+    web_cert: str | None = None
+    web_key: str | None = None
     line: int = 0
 
 

@@ -41,7 +41,7 @@ GLOBAL_OPTIONS = {
     "mmx_mask", "logging", "loglevel", "rt_table_lookup", "source_routing",
     "local_source", "rtmon_interval", "user_script",
     # web UI options (read by mwan.web)
-    "web_listen", "web_port", "web_password_hash",
+    "web_enabled", "web_listen", "web_port", "web_password_hash", "web_cert", "web_key",
 }
 INTERFACE_OPTIONS = {
     "enabled", "device", "gateway", "family", "track_ip", "track_method", "httping_ssl",
@@ -64,7 +64,7 @@ KNOWN_OPTIONS = {
     "rule": RULE_OPTIONS,
 }
 LIST_OPTIONS = {"track_ip", "flush_conntrack", "use_member", "rt_table_lookup",
-                "src_ip", "dest_ip", "src_port", "dest_port"}
+                "src_ip", "dest_ip", "src_port", "dest_port", "web_listen"}
 
 
 class _Reader:
@@ -137,7 +137,24 @@ def _read_globals(r: _Reader) -> Globals:
         r.warn("rtmon_interval", "deprecated and ignored: routes are followed by netlink events")
     if r.section.get("local_source") is not None:
         r.warn("local_source", "deprecated and ignored since mwan3 2.7")
+    web_enabled = r.scalar("web_enabled", F.read_bool, False)
+    listen = r.each("web_listen", lambda t: str(F.read_address(t))) or ("127.0.0.1",)
+    pw_hash = r.scalar("web_password_hash", str, None)
+    if pw_hash is not None and not pw_hash.startswith("scrypt$"):
+        r.problem("web_password_hash", "not a password hash: set it with 'mwan3 web-password'")
+    if web_enabled and pw_hash is None:
+        r.problem("web_enabled", "the web UI needs a password: set one with 'mwan3 web-password'")
+    cert, key = r.scalar("web_cert", str, None), r.scalar("web_key", str, None)
+    if (cert is None) != (key is None):
+        r.problem("web_cert" if cert is None else "web_key",
+                  "web_cert and web_key go together (TLS needs both)")
     return Globals(
+        web_enabled=web_enabled,
+        web_listen=listen,
+        web_port=r.scalar("web_port", lambda t: F.read_int(t, 1, 65535), 8086),
+        web_password_hash=pw_hash,
+        web_cert=cert,
+        web_key=key,
         mmx_mask=r.scalar("mmx_mask", F.read_hex_mask, 0x3F00),
         logging=r.scalar("logging", F.read_bool, False),
         loglevel=r.scalar("loglevel", lambda t: F.read_choice(t, LOG_LEVELS), "notice"),

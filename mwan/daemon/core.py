@@ -15,15 +15,17 @@ import logging
 import os
 import signal
 import time
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ..config.edit import write_atomic
 from ..config.errors import ConfigError
 from ..config.marks import MarkSpace
 from ..config.model import Config, InitialState, Interface
-from ..config.validate import load_config
+from ..config.validate import load_config, network_devices_from, parse_config
 from ..kernel import cgroups
 from ..kernel.apply import ApplyResult, KernelApplier
 from ..plan.compile import compile_plan
@@ -104,6 +106,12 @@ class Daemon:
         self.trackers: dict[str, Tracker] = {}
         self._resume_after_apply: list[tuple[Tracker, str]] = []
         self._hook_queue: asyncio.Queue[tuple[str, Interface, str]] = asyncio.Queue()
+        # the transitions of every interface, newest last (web UI log, metrics)
+        self.event_log: deque[tuple[float, str, str, str]] = deque(maxlen=1000)
+        self.transitions: Counter[tuple[str, str]] = Counter()
+        self.apply_listeners: list[Callable[[ApplyResult], None]] = []
+        self.web: Any = None
+        self._config_lock = asyncio.Lock()
         self.use_groups: dict[str, cgroups.UseGroup] = {}
         self.use_error: str | None = None
         self._use_tried: tuple[tuple[str, int], ...] | None = None
@@ -263,8 +271,11 @@ class Daemon:
 
     def _event(self, iface: Interface, action: str, reason: str) -> None:
         st = self.status[iface.name]
-        st.events.append((time.time(), f"{action}: {reason}"))
+        now = time.time()
+        st.events.append((now, f"{action}: {reason}"))
         del st.events[:-50]
+        self.event_log.append((now, iface.name, action, reason))
+        self.transitions[(iface.name, action)] += 1
         log.info("interface %s %s (%s)", iface.name, action, reason)
         for listener in self._listeners:
             listener(action, iface.name, iface.device)
@@ -299,6 +310,8 @@ class Daemon:
                 desired = compile_plan(self.cfg, self.runtime(), self.facts)
                 self.last_apply = await self.kernel(self._k_apply, desired)
                 self.desired = desired
+                for listener in self.apply_listeners:
+                    listener(self.last_apply)
                 resume, self._resume_after_apply = self._resume_after_apply, []
                 for tracker, reason in resume:
                     if self.trackers.get(tracker.iface.name) is tracker:
@@ -391,12 +404,60 @@ class Daemon:
             cfg = load_config(self.config_path, self.network_path)
         except ConfigError as exc:
             raise ControlError(str(exc)) from None
+        old = self.cfg
         self.cfg = cfg
         self._sync_status()
         self._start_trackers(self._sync_trackers())
         self.request_apply()
         await self.wait_applied()
+        await self._sync_web(old)
         return {"reloaded": self.config_path}
+
+    def network_devices(self) -> dict[str, str]:
+        if self.network_path and os.path.exists(self.network_path):
+            try:
+                with open(self.network_path, encoding="utf-8") as fh:
+                    return network_devices_from(fh.read(), self.network_path)
+            except (OSError, UnicodeDecodeError):
+                pass
+        return {}
+
+    async def apply_config_text(self, text: str) -> None:
+        """Validate ``text`` as the config, write it (atomically) and apply it.
+
+        Raises ConfigError and changes nothing when it is not valid.
+        """
+        async with self._config_lock:
+            parse_config(text, self.config_path, self.network_devices())
+            with open(self.config_path, encoding="utf-8") as fh:  # noqa: ASYNC230 - tiny file
+                previous = fh.read()
+            write_atomic(self.config_path, text)
+            try:
+                await self._cmd_reload({})
+            except ControlError:
+                write_atomic(self.config_path, previous)
+                raise
+
+    async def _sync_web(self, old: Config | None) -> None:
+        """Start, restart or stop the web UI when its options change."""
+        g = self.cfg.globals
+        keys = ("web_enabled", "web_listen", "web_port", "web_cert", "web_key")
+        if old is not None and self.web is not None and all(
+                getattr(old.globals, k) == getattr(g, k) for k in keys):
+            return
+        if self.web is not None:
+            await self.web.close()
+            self.web = None
+        if not g.web_enabled:
+            return
+        try:
+            from ..web.server import WebServer
+            web = WebServer(self)
+            await web.start()
+            self.web = web
+        except (OSError, ValueError, RuntimeError) as exc:  # a port in use, a bad cert:
+            # the web UI must never take routing down
+            log.error("web UI not started: %s", exc)
 
     async def _cmd_use(self, args: dict[str, Any]) -> Any:
         iface = self._iface_arg(args)
@@ -459,6 +520,7 @@ class Daemon:
         self._tasks.append(asyncio.create_task(self._hook_loop()))
         self._start_trackers(self._sync_trackers())
         await self.control.start()
+        await self._sync_web(None)
         write_pid(self.run_dir)
         log.info("mwan started: %d interfaces, %d policies, %d rules",
                  len(self.cfg.enabled_interfaces), len(self.cfg.policies), len(self.cfg.rules))
@@ -483,6 +545,9 @@ class Daemon:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.web is not None:
+            await self.web.close()
+            self.web = None
         await self.control.close()
         try:
             await self.kernel(self._k_remove)

@@ -35,7 +35,7 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
         out: dict[str, list[str]] = {}
         for name in sorted({r.ipset for r in daemon.cfg.rules if r.ipset is not None}):
             out[name] = [n for fam in ("ipv4", "ipv6")
-                         for n in set_networks(nft, user_set(name, fam)) or []]  # type: ignore[arg-type]
+                         for n in set_networks(nft, user_set(name, fam)) or []]
         return out
 
     async def do_explain(args: dict[str, Any]) -> Any:

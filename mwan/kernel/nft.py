@@ -215,5 +215,5 @@ def element_networks(e: Any) -> list[str]:
     if isinstance(e, dict) and "range" in e:
         import ipaddress
         lo, hi = (ipaddress.ip_address(str(x)) for x in e["range"])
-        return [str(n) for n in ipaddress.summarize_address_range(lo, hi)]  # type: ignore[type-var]
+        return [str(n) for n in ipaddress.summarize_address_range(lo, hi)]
     return []

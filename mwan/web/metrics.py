@@ -1,0 +1,105 @@
+"""/metrics for Prometheus (prometheus-client), read from the daemon at scrape time.
+
+Per interface: online (1/0), status as a labelled gauge, per-target latency
+and loss of the last test, probes sent and lost, transitions by event.  Per
+rule and family: packets and bytes of new connections (nft counters).
+Apply durations as a histogram.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from ..daemon.core import Daemon
+    from ..kernel.apply import ApplyResult
+
+STATUSES = ("online", "offline", "connecting", "disconnecting", "disabled", "unknown")
+
+
+class _DaemonCollector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self.m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        rep = self.m.snapshot
+        if rep is None:
+            return
+        online = GaugeMetricFamily("mwan_interface_online", "1 if the interface carries traffic",
+                                   labels=["interface"])
+        status = GaugeMetricFamily("mwan_interface_status", "1 for the interface's status",
+                                   labels=["interface", "status"])
+        latency = GaugeMetricFamily("mwan_target_latency_milliseconds",
+                                    "average round trip of the last test",
+                                    labels=["interface", "target"])
+        loss = GaugeMetricFamily("mwan_target_loss_ratio", "probes lost in the last test (0..1)",
+                                 labels=["interface", "target"])
+        sent = CounterMetricFamily("mwan_probes_sent", "probes sent", labels=["interface"])
+        lost = CounterMetricFamily("mwan_probes_lost", "probes lost", labels=["interface"])
+        for name, st in rep["interfaces"].items():
+            online.add_metric([name], 1.0 if st.get("online") else 0.0)
+            now = st.get("status") or "unknown"
+            for s in STATUSES:
+                status.add_metric([name, s], 1.0 if s == now else 0.0)
+            for t in st.get("targets") or []:
+                if t.get("latency_ms") is not None:
+                    latency.add_metric([name, t["ip"]], float(t["latency_ms"]))
+                if t.get("loss_pct") is not None:
+                    loss.add_metric([name, t["ip"]], float(t["loss_pct"]) / 100)
+            sent.add_metric([name], float(st.get("probes_sent") or 0))
+            lost.add_metric([name], float(st.get("probes_lost") or 0))
+        yield from (online, status, latency, loss, sent, lost)
+        trans = CounterMetricFamily("mwan_interface_transitions",
+                                    "interface events (ifup, ifdown, connected, ...)",
+                                    labels=["interface", "event"])
+        for (iface, action), n in sorted(self.m.daemon.transitions.items()):
+            trans.add_metric([iface, action], float(n))
+        yield trans
+        pk = CounterMetricFamily("mwan_rule_packets", "packets matched by a user rule",
+                                 labels=["rule", "family", "policy"])
+        by = CounterMetricFamily("mwan_rule_bytes", "bytes matched by a user rule",
+                                 labels=["rule", "family", "policy"])
+        for r in rep["rules"]:
+            labels = [r["rule"], r["family"], r["policy"]]
+            pk.add_metric(labels, float(r["packets"]))
+            by.add_metric(labels, float(r["bytes"]))
+        yield pk
+        yield by
+        up = GaugeMetricFamily("mwan_uptime_seconds", "seconds since the daemon started")
+        up.add_metric([], float(rep.get("uptime_s") or 0))
+        yield up
+
+
+class Metrics:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.registry = CollectorRegistry()
+        self.apply_seconds = Histogram(
+            "mwan_apply_duration_seconds", "time to bring the kernel to a new desired state",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry)
+        self.registry.register(_DaemonCollector(self))
+        self.snapshot: dict[str, Any] | None = None
+
+    def _on_apply(self, result: ApplyResult) -> None:
+        self.apply_seconds.observe(result.seconds)
+
+    def attach(self) -> None:
+        if self._on_apply not in self.daemon.apply_listeners:
+            self.daemon.apply_listeners.append(self._on_apply)
+
+    def detach(self) -> None:
+        if self._on_apply in self.daemon.apply_listeners:
+            self.daemon.apply_listeners.remove(self._on_apply)
+
+    async def render(self) -> tuple[bytes, str]:
+        self.snapshot = await self.daemon.control.handlers["report"]({})
+        try:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        finally:
+            self.snapshot = None

@@ -1,0 +1,457 @@
+"""The web UI, JSON API and /metrics, served by aiohttp in the daemon's own loop.
+
+Off unless ``option web_enabled '1'``; it listens on ``web_listen``
+(default 127.0.0.1) port ``web_port`` (8086), over TLS when ``web_cert`` and
+``web_key`` are given.  Nothing but the login page and the static files
+answers without a session: pages redirect to /login, the API answers 401,
+/metrics also takes HTTP Basic auth with the same password (for Prometheus).
+Every request that changes something (any POST) must carry the session's
+CSRF token (form field ``csrf`` or header ``X-CSRF-Token``) and, when the
+browser sends one, an Origin matching the Host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import json
+import logging
+import os
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ..config.edit import EditError, add_section, delete_section, set_section
+from ..config.errors import ConfigError, Problem
+from ..config.export import config_to_dict
+from ..config.uci import parse_uci
+from ..daemon.control import ControlError
+from ..track.probes import ProbeSpec, probe
+from . import auth, metrics, openapi, pages
+
+if TYPE_CHECKING:
+    from ..daemon.core import Daemon
+
+log = logging.getLogger("mwan.web")
+
+COOKIE = "mwan_session"
+STATIC = os.path.join(os.path.dirname(__file__), "static")
+PUBLIC = ("/login", "/static/")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SESSION_KEY = web.RequestKey("session", auth.Session)
+
+
+class WebServer:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.sessions = auth.Sessions()
+        self.metrics = metrics.Metrics(daemon)
+        self._runner: web.AppRunner | None = None
+        self._failures: dict[str, list[float]] = {}
+        self.app = self._build()
+
+    # ------------------------------------------------------------ lifecycle
+    @property
+    def tls(self) -> bool:
+        return self.daemon.cfg.globals.web_cert is not None
+
+    async def start(self) -> None:
+        g = self.daemon.cfg.globals
+        ctx = None
+        if g.web_cert and g.web_key:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(g.web_cert, g.web_key)
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        try:
+            for addr in g.web_listen:
+                site = web.TCPSite(self._runner, addr, g.web_port, ssl_context=ctx,
+                                   reuse_address=True)
+                await site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
+        self.metrics.attach()
+        log.info("web UI on %s port %d%s", ", ".join(g.web_listen), g.web_port,
+                 " (TLS)" if ctx else "")
+
+    async def close(self) -> None:
+        self.metrics.detach()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ------------------------------------------------------------ app
+    def _build(self) -> web.Application:
+        app = web.Application(middlewares=[self._headers, self._auth], client_max_size=1 << 20)
+        r = app.router
+        r.add_get("/login", self.login_form)
+        r.add_post("/login", self.login)
+        r.add_post("/logout", self.logout)
+        r.add_static("/static/", STATIC, show_index=False)
+        for path, page in (("/", "overview"), ("/rules", "rules"), ("/connected", "connected"),
+                           ("/log", "log")):
+            r.add_get(path, self._page(page))
+            r.add_get(f"/fragment/{page}", self._fragment(page))
+        r.add_get("/diagnostics", self.diagnostics)
+        r.add_post("/diagnostics", self.diagnostics)
+        r.add_get("/config", self.config_page)
+        r.add_post("/config/section", self.config_section)
+        r.add_post("/config/add", self.config_add)
+        r.add_post("/config/delete", self.config_delete)
+        r.add_get("/config/raw", self.config_raw)
+        r.add_post("/config/raw", self.config_raw)
+        r.add_post("/interfaces/{name}/{action:ifup|ifdown}", self.iface_action)
+        # JSON API
+        r.add_get("/api/openapi.json", self.api_openapi)
+        for name in ("status", "interfaces", "policies", "connected", "rules"):
+            r.add_get(f"/api/{name}", self._api_report(name))
+        r.add_get("/api/events", self.api_events)
+        r.add_get("/api/explain", self.api_explain)
+        r.add_get("/api/config", self.api_config)
+        r.add_put("/api/config", self.api_config_put)
+        r.add_post("/api/interfaces/{name}/{action:ifup|ifdown}", self.api_iface_action)
+        r.add_get("/metrics", self.metrics_handler)
+        return app
+
+    # ------------------------------------------------------------ middleware
+    @web.middleware
+    async def _headers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        resp = await handler(request)
+        h = resp.headers
+        h.setdefault("Content-Security-Policy",
+                     "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                     "form-action 'self'; base-uri 'none'")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "same-origin")  # "no-referrer" makes Origin null
+        h.setdefault("Cache-Control", "no-store")
+        return resp
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if path == "/login" or path.startswith("/static/"):
+            return await handler(request)
+        session = self.sessions.get(request.cookies.get(COOKIE))
+        if session is None:
+            if path == "/metrics" and self._basic_ok(request):
+                return await handler(request)
+            if path.startswith("/api/") or path == "/metrics":
+                headers = {"WWW-Authenticate": 'Basic realm="mwan"'} if path == "/metrics" \
+                    else {}
+                return web.json_response({"error": "login required"}, status=401,
+                                         headers=headers)
+            if request.method != "GET":
+                return web.json_response({"error": "login required"}, status=401)
+            raise web.HTTPSeeOther("/login")
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            if not self._same_origin(request):
+                return web.json_response({"error": "cross-origin request refused"}, status=403)
+            given = request.headers.get("X-CSRF-Token")
+            if given is None and request.content_type in (
+                    "application/x-www-form-urlencoded", "multipart/form-data"):
+                given = str((await request.post()).get("csrf", ""))
+            if not auth.csrf_ok(session, given):
+                return web.json_response({"error": "missing or wrong CSRF token"}, status=403)
+        request[SESSION_KEY] = session
+        return await handler(request)
+
+    def _same_origin(self, request: web.Request) -> bool:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True
+        host = request.headers.get("Host", "")
+        return origin.split("://", 1)[-1] == host
+
+    def _basic_ok(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        try:
+            _user, _, pw = base64.b64decode(header[6:]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return auth.check_password(pw, self.daemon.cfg.globals.web_password_hash)
+
+    def _cookie(self, resp: web.StreamResponse, token: str) -> None:
+        resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
+                        secure=self.tls, max_age=int(auth.SESSION_TTL))
+
+    # ------------------------------------------------------------ login
+    async def login_form(self, request: web.Request) -> web.StreamResponse:
+        return pages.html(pages.login_page(""))
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        peer = request.remote or "?"
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(peer, []) if now - t < 60]
+        self._failures[peer] = recent
+        if len(recent) >= 10:
+            return pages.html(pages.login_page("Too many failed logins; wait a minute."),
+                              status=429)
+        form = await request.post()
+        if not auth.check_password(str(form.get("password", "")),
+                                   self.daemon.cfg.globals.web_password_hash):
+            recent.append(now)
+            await asyncio.sleep(0.3)
+            return pages.html(pages.login_page("Wrong password."), status=401)
+        self._failures.pop(peer, None)
+        session = self.sessions.new()
+        resp = web.HTTPSeeOther("/")
+        self._cookie(resp, session.token)
+        return resp
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        self.sessions.drop(request.cookies.get(COOKIE))
+        resp = web.HTTPSeeOther("/login")
+        resp.del_cookie(COOKIE, path="/")
+        return resp
+
+    # ------------------------------------------------------------ data
+    async def report(self) -> dict[str, Any]:
+        rep: dict[str, Any] = await self.daemon.control.handlers["report"]({})
+        return rep
+
+    def events(self, limit: int = 200) -> list[dict[str, Any]]:
+        return [{"time": t, "interface": i, "action": a, "reason": r}
+                for t, i, a, r in list(self.daemon.event_log)[-limit:]][::-1]
+
+    # ------------------------------------------------------------ pages
+    def _page(self, name: str) -> Handler:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            body = await self._render(name, request[SESSION_KEY])
+            return pages.html(pages.layout(name, body, request[SESSION_KEY], live=name))
+        return handler
+
+    def _fragment(self, name: str) -> Handler:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return pages.html(await self._render(name, request[SESSION_KEY]))
+        return handler
+
+    async def _render(self, name: str, session: auth.Session) -> str:
+        if name == "log":
+            return pages.log_body(self.events())
+        rep = await self.report()
+        if name == "overview":
+            return pages.overview_body(rep, self.events(20), time.time(), session.csrf)
+        if name == "rules":
+            return pages.rules_body(rep)
+        return pages.connected_body(rep)
+
+    async def iface_action(self, request: web.Request) -> web.StreamResponse:
+        await self._iface_action(request)
+        raise web.HTTPSeeOther("/")
+
+    async def _iface_action(self, request: web.Request) -> Any:
+        name, action = request.match_info["name"], request.match_info["action"]
+        handler = self.daemon.control.handlers[action]
+        try:
+            return await handler({"interface": name})
+        except ControlError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+
+    async def diagnostics(self, request: web.Request) -> web.StreamResponse:
+        session = request[SESSION_KEY]
+        explain_res: dict[str, Any] | None = None
+        ping_res: dict[str, Any] | None = None
+        error = ""
+        form: dict[str, str] = {}
+        if request.method == "POST":
+            form = {k: str(v) for k, v in (await request.post()).items()}
+            try:
+                if form.get("do") == "ping":
+                    ping_res = await self.ping(form.get("interface", ""), form.get("target", ""),
+                                               int(form.get("count") or 3))
+                else:
+                    explain_res = await self.explain(form)
+            except (ValueError, KeyError, ControlError) as exc:
+                error = str(exc)
+        ifaces = [i.name for i in self.daemon.cfg.enabled_interfaces]
+        body = pages.diagnostics_body(ifaces, form, explain_res, ping_res, error, session.csrf)
+        return pages.html(pages.layout("diagnostics", body, session))
+
+    async def explain(self, q: dict[str, str]) -> dict[str, Any]:
+        args: dict[str, Any] = {"src": q.get("src", "").strip(), "dst": q.get("dst", "").strip(),
+                                "proto": q.get("proto") or "tcp"}
+        for k in ("sport", "dport"):
+            if q.get(k):
+                args[k] = int(q[k])
+        for k in ("src", "dst"):
+            ipaddress.ip_address(args[k])
+        res: dict[str, Any] = await self.daemon.control.handlers["explain"](args)
+        return res
+
+    async def ping(self, name: str, target: str, count: int) -> dict[str, Any]:
+        iface = self.daemon.cfg.interface(name)
+        ipaddress.ip_address(target)
+        count = max(1, min(count, 10))
+        source = self.daemon._source_of(iface)
+        spec = ProbeSpec(method="ping", family=iface.family, device=iface.device, source=source,
+                         mark=self.daemon.mark_of(iface), count=count, timeout=1.0)
+        res = await probe(spec, target)
+        return {"interface": name, "device": iface.device, "target": target, "sent": res.sent,
+                "received": res.received, "ok": res.ok, "loss_pct": res.loss_pct,
+                "latency_ms": res.latency_ms, "error": res.error}
+
+    # ------------------------------------------------------------ config editor
+    def _read_text(self) -> str:
+        with open(self.daemon.config_path, encoding="utf-8") as fh:
+            return fh.read()
+
+    async def config_page(self, request: web.Request) -> web.StreamResponse:
+        return self._config_view(request, self._read_text(), [], None, "")
+
+    def _config_view(self, request: web.Request, text: str, problems: list[Problem],
+                     focus: str | None, message: str, status: int = 200,
+                     form: dict[str, str] | None = None) -> web.StreamResponse:
+        try:
+            sections = parse_uci(text, self.daemon.config_path)
+        except ValueError:
+            sections = ()
+        body = pages.config_body(sections, problems, focus, message, form or {},
+                                 request[SESSION_KEY].csrf)
+        return pages.html(pages.layout("config", body, request[SESSION_KEY]), status=status)
+
+    async def _try_apply(self, text: str) -> list[Problem]:
+        try:
+            await self.daemon.apply_config_text(text)
+        except ConfigError as exc:
+            return list(exc.problems)
+        except ControlError as exc:
+            return [Problem(self.daemon.config_path, 0, None, None, str(exc))]
+        return []
+
+    async def config_section(self, request: web.Request) -> web.StreamResponse:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        name = form.get("section", "")
+        text = self._read_text()
+        try:
+            sec = next(s for s in parse_uci(text, self.daemon.config_path) if s.name == name)
+        except StopIteration:
+            raise web.HTTPBadRequest(text=f"no section {name!r}") from None
+        options: dict[str, str | list[str] | None] = {}
+        for key, value in form.items():
+            if not key.startswith("opt:"):
+                continue
+            opt = key[4:]
+            if opt in pages.list_options(sec.type):
+                items = [v.strip() for v in value.replace(",", "\n").splitlines() if v.strip()]
+                options[opt] = items or None
+            else:
+                options[opt] = value.strip() or None
+        new_opt, new_val = form.get("new_option", "").strip(), form.get("new_value", "").strip()
+        if new_opt:
+            options[new_opt] = [new_val] if new_opt in pages.list_options(sec.type) else new_val
+        try:
+            candidate = set_section(text, name, options, self.daemon.config_path)
+        except (EditError, ValueError) as exc:
+            return self._config_view(request, text, [Problem(self.daemon.config_path, 0, name,
+                                                             None, str(exc))], name, "", 400)
+        problems = await self._try_apply(candidate)
+        if problems:
+            return self._config_view(request, candidate, problems, name,
+                                     "Not applied: the config has errors (nothing changed).",
+                                     422, form)
+        return self._config_view(request, self._read_text(), [], name,
+                                 f"Applied: section '{name}' saved and in effect.")
+
+    async def config_add(self, request: web.Request) -> web.StreamResponse:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        text = self._read_text()
+        try:
+            candidate = add_section(text, form.get("type", ""), form.get("name", "").strip(), {},
+                                    self.daemon.config_path)
+        except (EditError, ValueError) as exc:
+            return self._config_view(request, text, [Problem(self.daemon.config_path, 0, None,
+                                                             None, str(exc))], None, "", 400)
+        problems = await self._try_apply(candidate)
+        if problems:
+            return self._config_view(request, text, problems, None,
+                                     "Not applied: the config has errors (nothing changed).", 422)
+        return self._config_view(request, self._read_text(), [], form.get("name"),
+                                 f"Added section '{form.get('name')}'.")
+
+    async def config_delete(self, request: web.Request) -> web.StreamResponse:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        text = self._read_text()
+        try:
+            candidate = delete_section(text, form.get("section", ""), self.daemon.config_path)
+        except (EditError, ValueError) as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        problems = await self._try_apply(candidate)
+        if problems:
+            return self._config_view(request, text, problems, None,
+                                     "Not applied: the config has errors (nothing changed).", 422)
+        return self._config_view(request, self._read_text(), [], None,
+                                 f"Deleted section '{form.get('section')}'.")
+
+    async def config_raw(self, request: web.Request) -> web.StreamResponse:
+        session = request[SESSION_KEY]
+        text, problems, message, status = self._read_text(), [], "", 200
+        if request.method == "POST":
+            text = str((await request.post()).get("text", "")).replace("\r\n", "\n")
+            problems = await self._try_apply(text)
+            message = "Not applied: the config has errors (nothing changed)." if problems \
+                else "Applied: the config is saved and in effect."
+            status = 422 if problems else 200
+        body = pages.raw_body(text, problems, message, session.csrf)
+        return pages.html(pages.layout("config", body, session), status=status)
+
+    # ------------------------------------------------------------ API
+    async def api_openapi(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(openapi.SPEC)
+
+    def _api_report(self, name: str) -> Handler:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            rep = await self.report()
+            return web.json_response(rep if name == "status" else {name: rep[name]},
+                                     dumps=_dumps)
+        return handler
+
+    async def api_events(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"events": self.events(int(request.query.get("limit", 200)))})
+
+    async def api_explain(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return web.json_response(await self.explain(dict(request.query)))
+        except (ValueError, KeyError, ControlError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+
+    async def api_config(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"path": self.daemon.config_path, "text": self._read_text(),
+                                  "config": config_to_dict(self.daemon.cfg)}, dumps=_dumps)
+
+    async def api_config_put(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+            text = str(body["text"])
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": 'expected {"text": "..."}'}, status=400)
+        problems = await self._try_apply(text)
+        if problems:
+            return web.json_response({"applied": False, "errors": [
+                {"path": p.path, "line": p.line, "section": p.section, "option": p.option,
+                 "message": p.message, "text": str(p)} for p in problems]}, status=422)
+        return web.json_response({"applied": True})
+
+    async def api_iface_action(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return web.json_response(await self._iface_action(request))
+        except web.HTTPBadRequest as exc:
+            return web.json_response({"error": exc.text}, status=400)
+
+    async def metrics_handler(self, request: web.Request) -> web.StreamResponse:
+        body, content_type = await self.metrics.render()
+        resp = web.Response(body=body)
+        resp.headers["Content-Type"] = content_type
+        return resp
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=str)

@@ -1,0 +1,322 @@
+"""The web UI, JSON API and /metrics, from a LAN client of the lab against the router.
+
+API tests drive curl in the LAN namespace; the UI test drives Debian's
+Chromium (headless, through Selenium and chromedriver) started inside the
+LAN namespace.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from mwan.lab import Lab
+from mwan.lab.router import MwanRouter, lab_interfaces
+from mwan.web.auth import hash_password
+from mwan.web.openapi import SPEC
+
+pytestmark = pytest.mark.lab
+
+PASSWORD = "correct horse battery"
+TAIL = """
+config member 'wan_m1'
+	option interface 'wan'
+	option weight '3'
+config member 'wanb_m1'
+	option interface 'wanb'
+	option weight '2'
+config member 'wanb_m2'
+	option interface 'wanb'
+	option metric '2'
+config policy 'balanced'
+	list use_member 'wan_m1'
+	list use_member 'wanb_m1'
+config policy 'wan_wanb'
+	list use_member 'wan_m1'
+	list use_member 'wanb_m2'
+config policy 'wanb_only'
+	list use_member 'wanb_m1'
+# comments in the file survive edits from the UI
+config rule 'https'
+	option proto 'tcp'
+	option dest_port '443'
+	option use_policy 'balanced'
+config rule 'all'
+	option use_policy 'wan_wanb'
+"""
+INTERVAL, DOWN, TIMEOUT = 1, 2, 1
+
+
+@dataclass
+class Web:
+    lab: Lab
+    router: MwanRouter
+    base: str
+    jar: str
+
+    def curl(self, *args: str, login: bool = True) -> tuple[int, str]:
+        jar = ["-b", self.jar, "-c", self.jar] if login else []
+        res = self.lab.exec(self.lab.client_ns(1), "curl", "-s", "-S", "--max-time", "10",
+                            "-w", "\n%{http_code}", *jar, *args, check=False)
+        body, _, code = res.stdout.rpartition("\n")
+        return int(code or 0), body
+
+    def login(self) -> str:
+        code, _ = self.curl("-d", f"password={PASSWORD}", f"{self.base}/login")
+        assert code == 303
+        code, page = self.curl(f"{self.base}/diagnostics")
+        assert code == 200, page
+        m = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert m, page
+        return m.group(1)
+
+
+@pytest.fixture
+def web(lab: Lab) -> Iterator[Web]:
+    head = (f"config globals 'globals'\n\toption web_enabled '1'\n"
+            f"\tlist web_listen '{lab.lan_gateway(4)}'\n"
+            f"\toption web_password_hash '{hash_password(PASSWORD)}'\n")
+    text = head + lab_interfaces(lab, ipv6=False, track_ip=lab.track_targets(4)[:2],
+                                 interval=INTERVAL, failure_interval=INTERVAL,
+                                 recovery_interval=INTERVAL, timeout=TIMEOUT, up=2,
+                                 down=DOWN) + TAIL
+    with MwanRouter(lab, text) as r, tempfile.TemporaryDirectory(prefix="mwweb-") as tmp:
+        res = r.cli("start", check=False)
+        assert res.returncode == 0, res.stderr + r.log()
+        time.sleep(1.5)
+        yield Web(lab, r, f"http://{lab.lan_gateway(4)}:8086", os.path.join(tmp, "jar"))
+
+
+# ---------------------------------------------------------------- API
+
+def test_nothing_answers_without_login(web: Web) -> None:
+    for path in list(SPEC["paths"]) + ["/", "/rules", "/connected", "/log", "/diagnostics",
+                                       "/config", "/config/raw", "/fragment/overview"]:
+        url = web.base + path.replace("{name}", "wan")
+        code, body = web.curl(url, login=False)
+        if path.startswith(("/api/", "/metrics")):
+            assert code == 401, (path, code, body)
+        else:
+            assert code == 303, (path, code)  # to /login
+        if path.endswith(("/ifup", "/ifdown")) or path == "/api/config":
+            code, body = web.curl("-X", "POST" if "/interfaces/" in path else "PUT", url,
+                                  login=False)
+            assert code == 401, (path, code, body)
+    for path in ("/config/section", "/config/raw", "/config/add", "/config/delete",
+                 "/interfaces/wan/ifdown", "/logout", "/diagnostics"):
+        code, _ = web.curl("-d", "x=1", web.base + path, login=False)
+        assert code == 401, path
+    code, _ = web.curl("-d", "password=wrong", f"{web.base}/login", login=False)
+    assert code == 401
+    assert "interface wan is online" in web.router.cli("interfaces").stdout
+
+
+def test_csrf_and_origin_are_checked_on_every_change(web: Web) -> None:
+    csrf = web.login()
+    url = f"{web.base}/api/interfaces/wanb/ifdown"
+    assert web.curl("-X", "POST", url)[0] == 403
+    assert web.curl("-X", "POST", "-H", "X-CSRF-Token: forged", url)[0] == 403
+    assert web.curl("-d", "csrf=forged", f"{web.base}/interfaces/wanb/ifdown")[0] == 403
+    evil = ["-H", f"X-CSRF-Token: {csrf}", "-H", "Origin: http://evil.example"]
+    assert web.curl("-X", "POST", *evil, url)[0] == 403
+    assert "interface wanb is online" in web.router.cli("interfaces").stdout
+    code, body = web.curl("-X", "POST", "-H", f"X-CSRF-Token: {csrf}", url)
+    assert code == 200, body
+    assert "interface wanb is disabled" in web.router.cli("interfaces").stdout
+    code, _ = web.curl("-X", "POST", "-H", f"X-CSRF-Token: {csrf}",
+                       f"{web.base}/api/interfaces/wanb/ifup")
+    assert code == 200
+    code, body = web.curl("-X", "POST", "-H", f"X-CSRF-Token: {csrf}",
+                          f"{web.base}/api/interfaces/nosuch/ifup")
+    assert code == 400 and "unknown interface" in body
+
+
+def test_api_matches_the_cli_and_config_errors_change_nothing(web: Web) -> None:
+    csrf = web.login()
+    for name in ("policies", "connected"):
+        code, body = web.curl(f"{web.base}/api/{name}")
+        assert code == 200
+        assert json.loads(body) == json.loads(web.router.cli(name, "--json").stdout)
+    code, body = web.curl(f"{web.base}/api/status")
+    status = json.loads(body)
+    assert set(status) >= {"interfaces", "policies", "connected", "rules", "uptime_s"}
+    code, body = web.curl(f"{web.base}/api/explain?src={web.lab.client_addr(1)}"
+                          f"&dst={web.lab.server_addr(4)}&dport=443&proto=tcp")
+    assert code == 200 and json.loads(body)["rule"] == "https"
+    code, body = web.curl(f"{web.base}/api/openapi.json")
+    assert code == 200 and json.loads(body)["openapi"].startswith("3.")
+    before = Path(web.router.config).read_text()
+    bad = before.replace("option weight '3'", "option weight 'three'")
+    code, body = web.curl("-X", "PUT", "-H", f"X-CSRF-Token: {csrf}", "-H",
+                          "Content-Type: application/json", "--data-binary",
+                          json.dumps({"text": bad}), f"{web.base}/api/config")
+    assert code == 422, body
+    err = json.loads(body)["errors"][0]
+    line = bad.splitlines().index("\toption weight 'three'") + 1
+    assert (err["line"], err["section"], err["option"]) == (line, "wan_m1", "weight"), err
+    assert Path(web.router.config).read_text() == before
+
+
+def test_metrics_are_prometheus_text(web: Web) -> None:
+    web.lab.connect_many(web.lab.client_ns(1), web.lab.server_addr(4), 443, count=10)
+    code, _ = web.curl(f"{web.base}/metrics", login=False)
+    assert code == 401
+    code, text = web.curl("-u", f"prometheus:{PASSWORD}", f"{web.base}/metrics", login=False)
+    assert code == 200
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    online = {s.labels["interface"]: s.value for s in families["mwan_interface_online"].samples}
+    assert online == {"wan": 1.0, "wanb": 1.0}
+    lat = families["mwan_target_latency_milliseconds"].samples
+    assert {s.labels["target"] for s in lat} == set(web.lab.track_targets(4)[:2])
+    pkts = {(s.labels["rule"], s.labels["family"]): s.value
+            for s in families["mwan_rule_packets"].samples if s.name.endswith("_total")}
+    assert pkts[("https", "ipv4")] >= 10
+    assert "mwan_apply_duration_seconds" in families
+    assert "mwan_interface_transitions" in families
+
+
+# ---------------------------------------------------------------- browser
+
+CLONE_NEWNET = 0x40000000
+
+
+@contextmanager
+def in_netns(name: str) -> Iterator[None]:
+    """This thread (and what it starts) in the named network namespace."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns")
+        yield
+    finally:
+        libc.setns(home, CLONE_NEWNET)
+        os.close(home)
+        os.close(target)
+
+
+def _browser(tmp: str):  # type: ignore[no-untyped-def]
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp}"):
+        opts.add_argument(flag)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+
+
+def _wait(cond, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
+    start = time.monotonic()
+    while True:
+        try:
+            if cond():
+                return time.monotonic() - start
+        except Exception:  # noqa: BLE001, S110 - the page may be mid-refresh
+            pass
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_ui_in_chromium(web: Web) -> None:
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("Debian's chromium and chromium-driver are not installed")
+    from selenium.webdriver.common.by import By
+
+    lab, base = web.lab, web.base
+
+    def row_status(d, name: str) -> str:  # type: ignore[no-untyped-def]
+        return str(d.find_element(By.ID, f"iface-{name}").get_attribute("data-status"))
+
+    with tempfile.TemporaryDirectory(prefix="mwchrome-") as tmp, in_netns(lab.client_ns(1)):
+        d = _browser(tmp)
+        try:
+            d.get(base + "/")
+            assert d.current_url.endswith("/login")
+            d.find_element(By.ID, "password").send_keys("wrong")
+            d.find_element(By.ID, "login").click()
+            assert "Wrong password" in d.find_element(By.ID, "login-error").text
+            d.find_element(By.ID, "password").send_keys(PASSWORD)
+            d.find_element(By.ID, "login").click()
+            _wait(lambda: d.current_url == base + "/", 5, "the overview")
+            _wait(lambda: row_status(d, "wan") == "online" and row_status(d, "wanb") == "online",
+                  5, "both WANs online")
+            assert "balanced" in d.find_element(By.ID, "policy-ipv4-balanced").text
+            assert "wan 60%" in d.find_element(By.ID, "policy-ipv4-balanced").text
+
+            # an upstream outage on wan: the overview (refreshed by script) shows it offline
+            lab.outage(1)
+            took = _wait(lambda: row_status(d, "wan") == "offline",
+                         INTERVAL * DOWN + TIMEOUT + 3, "wan offline on the overview")
+            assert "wanb 100%" in d.find_element(By.ID, "policy-ipv4-balanced").text
+            print(f"overview showed wan offline {took:.1f} s after the outage began")
+            lab.end_outage(1)
+            _wait(lambda: row_status(d, "wan") == "online", 10, "wan back online")
+
+            # before the change, rule 'all' sends plain traffic out of wan
+            assert lab.connect_many(lab.client_ns(1), lab.server_addr(4), 80,
+                                    count=20).wans == {1: 20}
+            before = Path(web.router.config).read_text()
+
+            # a config error: rejected with its line, nothing changed
+            d.get(base + "/config")
+            d.find_element(By.CSS_SELECTOR, "#sec-all summary").click()
+            field = d.find_element(By.CSS_SELECTOR, '#form-all input[name="opt:use_policy"]')
+            field.clear()
+            field.send_keys("no_such_policy")
+            d.find_element(By.CSS_SELECTOR, '#form-all button[name="save"]').click()
+            _wait(lambda: d.find_elements(By.ID, "config-message"), 5, "the editor's answer")
+            errors = d.find_element(By.ID, "config-errors").text
+            line = before.splitlines().index("\toption use_policy 'wan_wanb'") + 1
+            assert f"{web.router.config}:{line}: section 'all' option 'use_policy'" in errors, \
+                errors
+            assert "Not applied" in d.find_element(By.ID, "config-message").text
+            assert Path(web.router.config).read_text() == before
+
+            # fix it with a valid change: rule 'all' now uses wanb only
+            field = d.find_element(By.CSS_SELECTOR, '#form-all input[name="opt:use_policy"]')
+            field.clear()
+            field.send_keys("wanb_only")
+            d.find_element(By.CSS_SELECTOR, '#form-all button[name="save"]').click()
+            _wait(lambda: "Applied" in d.find_element(By.ID, "config-message").text, 5,
+                  "the change applied")
+            after = Path(web.router.config).read_text()
+            assert "# comments in the file survive edits from the UI" in after
+            assert after == before.replace("option use_policy 'wan_wanb'",
+                                           "option use_policy 'wanb_only'")
+            # ... and it takes effect on real traffic
+            assert lab.connect_many(lab.client_ns(1), lab.server_addr(4), 80,
+                                    count=20).wans == {2: 20}
+
+            # diagnostics: explain agrees
+            d.get(base + "/diagnostics")
+            d.find_element(By.NAME, "src").send_keys(lab.client_addr(1))
+            d.find_element(By.NAME, "dst").send_keys(lab.server_addr(4))
+            d.find_element(By.NAME, "dport").send_keys("80")
+            d.find_element(By.CSS_SELECTOR, "#explain-form button").click()
+            assert "rule all: matches -> policy wanb_only" in \
+                d.find_element(By.ID, "explain-result").text
+            d.find_element(By.NAME, "target").send_keys(lab.track_targets(4)[0])
+            d.find_element(By.CSS_SELECTOR, "#ping-form button").click()
+            assert "3/3 answered" in d.find_element(By.ID, "ping-result").text
+        except Exception:
+            print(d.current_url, d.page_source[:3000])
+            raise
+        finally:
+            d.quit()
