@@ -6,5 +6,8 @@
 # stop.  See --help.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+case "${1:-start}" in
+    start|-*) ./scripts/setup.sh ;;  # the other sub-commands need a demo that runs already
+    *) [ -x .venv/bin/python ] || ./scripts/setup.sh ;;
+esac
 exec .venv/bin/python -m mwan.lab.demo "$@"

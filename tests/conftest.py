@@ -19,11 +19,40 @@ import pytest
 
 from mwan.lab import Lab, cleanup_stale
 
+_GROUPS_BEFORE: set[str] = set()
+
+
+def _mwan_groups() -> set[str]:
+    from mwan.kernel import cgroups
+
+    m = cgroups.first_mount(cgroups.cgroup2_mounts())
+    if m is None or not os.path.isdir(m.point):
+        return set()
+    return {os.path.join(m.point, d) for d in os.listdir(m.point) if d.startswith("mwan-")}
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Remove namespaces left behind by labs of earlier, crashed runs."""
     if os.geteuid() == 0:
         cleanup_stale()
+        _GROUPS_BEFORE.update(_mwan_groups())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A daemon that died with its lab cannot remove its `mwan3 use` cgroups: do it here."""
+    if os.geteuid() != 0:
+        return
+    for base in _mwan_groups() - _GROUPS_BEFORE:
+        for sub in os.listdir(base):
+            if os.path.isdir(os.path.join(base, sub)):
+                try:
+                    os.rmdir(os.path.join(base, sub))
+                except OSError:
+                    pass
+        try:
+            os.rmdir(base)
+        except OSError:
+            pass
 
 
 @pytest.fixture(scope="session")

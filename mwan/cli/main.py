@@ -68,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         report_cmds = None  # type: ignore[assignment]
     if report_cmds is not None:
         report_cmds.register(add)
-    from . import use_cmd
+    from . import use_cmd, web_cmds
     use_cmd.register(add)
+    web_cmds.register(add)
     return parser
 
 

@@ -159,7 +159,10 @@ def _remove_group(path: str, root: str) -> None:
 def remove_groups(run_dir: str) -> None:
     m = first_mount(cgroup2_mounts())
     if m is None:
-        return
+        try:
+            m = ensure_mounted()
+        except CgroupError:
+            return
     base = os.path.join(m.point, base_name(run_dir))
     if not os.path.isdir(base):
         return

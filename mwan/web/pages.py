@@ -25,6 +25,30 @@ NAV = (("overview", "/", "Overview"), ("rules", "/rules", "Rules"),
 SECTION_TYPES = ("interface", "member", "policy", "rule")
 
 
+def _defaults() -> dict[str, dict[str, str]]:
+    """Each section type's option defaults, from the model, shown as placeholders."""
+    import dataclasses
+
+    from ..config import model
+
+    out: dict[str, dict[str, str]] = {}
+    for stype, cls in (("globals", model.Globals), ("interface", model.Interface),
+                       ("member", model.Member), ("policy", model.Policy),
+                       ("rule", model.Rule)):
+        d: dict[str, str] = {}
+        for f in dataclasses.fields(cls):
+            if f.default is dataclasses.MISSING or f.default in (None, ()):
+                continue
+            v = f.default
+            d[f.name] = ("1" if v else "0") if isinstance(v, bool) else str(getattr(v, "value",
+                                                                                   v))
+        out[stype] = d
+    return out
+
+
+DEFAULTS = _defaults()
+
+
 def E(value: Any) -> str:
     return escape("" if value is None else str(value), quote=True)
 
@@ -262,7 +286,9 @@ def _field(sec: UciSection, opt: str, problems: Sequence[Problem],
         widget = f'<textarea name="{name}" rows="{max(2, value.count(chr(10)) + 1)}">' \
                  f'{E(value)}</textarea>'
     else:
-        widget = f'<input name="{name}" value="{E(value)}">'
+        default = DEFAULTS.get(sec.type, {}).get(opt)
+        ph = f' placeholder="default: {E(default)}"' if default is not None else ""
+        widget = f'<input name="{name}" value="{E(value)}"{ph}>'
     cls = ' class="set"' if current is not None else ""
     return f'<label{cls}><span>{E(opt)}</span>{widget}{errs}</label>'
 

@@ -195,6 +195,9 @@ def test_connected_and_rules_read_the_kernel_without_the_daemon(lab: Lab,
     res = router.cli("interfaces", check=False)
     assert res.returncode == 1 and "not running" in res.stderr
     assert "removed anything it had left" in out(router, "stop")
+    m = cgroups.first_mount(cgroups.cgroup2_mounts())
+    if m is not None:  # the dead daemon's `mwan3 use` groups are gone too
+        assert not os.path.exists(os.path.join(m.point, cgroups.base_name(router.run_dir)))
     res = router.cli("connected", check=False)
     assert res.returncode == 1 and "no table in the kernel" in res.stderr
 
