@@ -35,6 +35,30 @@ def lab_interfaces(lab: Lab, ipv6: bool = True, **options: Any) -> str:
     return "\n\n".join(out) + "\n"
 
 
+# Two WANs as the tests use them: wan (weight 3) and wanb (weight 2) share
+# "balanced" 60/40; "wan_wanb" fails over from wan to wanb; "wanb_only".
+TWO_WAN_POLICIES = """
+config member 'wan_m1'
+	option interface 'wan'
+	option weight '3'
+config member 'wanb_m1'
+	option interface 'wanb'
+	option weight '2'
+config member 'wanb_m2'
+	option interface 'wanb'
+	option metric '2'
+config policy 'balanced'
+	list use_member 'wan_m1'
+	list use_member 'wanb_m1'
+config policy 'wan_wanb'
+	list use_member 'wan_m1'
+	list use_member 'wanb_m2'
+config policy 'wanb_only'
+	list use_member 'wanb_m1'
+	option last_resort 'blackhole'
+"""
+
+
 def wan_name(k: int) -> str:
     """mwan3's naming: wan, wanb, wanc, …"""
     return "wan" if k == 1 else "wan" + chr(ord("a") + k - 1)

@@ -12,29 +12,11 @@ import pytest
 from mwan.kernel import cgroups
 from mwan.lab import Lab
 from mwan.lab.results import parse_client_output
-from mwan.lab.router import MwanRouter, lab_interfaces
+from mwan.lab.router import TWO_WAN_POLICIES, MwanRouter, lab_interfaces
 
 pytestmark = pytest.mark.lab
 
-TAIL = """
-config member 'wan_m1'
-	option interface 'wan'
-	option weight '3'
-config member 'wanb_m1'
-	option interface 'wanb'
-	option weight '2'
-config member 'wanb_m2'
-	option interface 'wanb'
-	option metric '2'
-config policy 'balanced'
-	list use_member 'wan_m1'
-	list use_member 'wanb_m1'
-config policy 'wan_wanb'
-	list use_member 'wan_m1'
-	list use_member 'wanb_m2'
-config policy 'wanb_only'
-	list use_member 'wanb_m1'
-config rule 'https'
+TAIL = TWO_WAN_POLICIES + """config rule 'https'
 	option proto 'tcp'
 	option dest_port '443'
 	option sticky '1'
@@ -202,26 +184,7 @@ def test_connected_and_rules_read_the_kernel_without_the_daemon(lab: Lab,
     assert res.returncode == 1 and "no table in the kernel" in res.stderr
 
 
-TEN_RULES = """
-config member 'wan_m1'
-	option interface 'wan'
-	option weight '3'
-config member 'wanb_m1'
-	option interface 'wanb'
-	option weight '2'
-config member 'wanb_m2'
-	option interface 'wanb'
-	option metric '2'
-config policy 'balanced'
-	list use_member 'wan_m1'
-	list use_member 'wanb_m1'
-config policy 'wan_wanb'
-	list use_member 'wan_m1'
-	list use_member 'wanb_m2'
-config policy 'wanb_only'
-	list use_member 'wanb_m1'
-	option last_resort 'blackhole'
-config rule 'from_client2'
+TEN_RULES = TWO_WAN_POLICIES + """config rule 'from_client2'
 	option src_ip '{client2}'
 	option use_policy 'wanb_only'
 config rule 'to_server2'

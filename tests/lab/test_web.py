@@ -23,32 +23,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mwan.lab import Lab
-from mwan.lab.router import MwanRouter, lab_interfaces
+from mwan.lab.router import TWO_WAN_POLICIES, MwanRouter, lab_interfaces
 from mwan.web.auth import hash_password
 from mwan.web.openapi import SPEC
 
 pytestmark = pytest.mark.lab
 
 PASSWORD = "correct horse battery"
-TAIL = """
-config member 'wan_m1'
-	option interface 'wan'
-	option weight '3'
-config member 'wanb_m1'
-	option interface 'wanb'
-	option weight '2'
-config member 'wanb_m2'
-	option interface 'wanb'
-	option metric '2'
-config policy 'balanced'
-	list use_member 'wan_m1'
-	list use_member 'wanb_m1'
-config policy 'wan_wanb'
-	list use_member 'wan_m1'
-	list use_member 'wanb_m2'
-config policy 'wanb_only'
-	list use_member 'wanb_m1'
-# comments in the file survive edits from the UI
+TAIL = TWO_WAN_POLICIES + """# comments in the file survive edits from the UI
 config rule 'https'
 	option proto 'tcp'
 	option dest_port '443'
@@ -251,7 +233,8 @@ def test_ui_in_chromium(web: Web) -> None:
             assert d.current_url.endswith("/login")
             d.find_element(By.ID, "password").send_keys("wrong")
             d.find_element(By.ID, "login").click()
-            assert "Wrong password" in d.find_element(By.ID, "login-error").text
+            _wait(lambda: "Wrong password" in d.find_element(By.ID, "login-error").text, 5,
+                  "the wrong password refused")
             d.find_element(By.ID, "password").send_keys(PASSWORD)
             d.find_element(By.ID, "login").click()
             _wait(lambda: d.current_url == base + "/", 5, "the overview")
@@ -282,6 +265,7 @@ def test_ui_in_chromium(web: Web) -> None:
             field.send_keys("no_such_policy")
             d.find_element(By.CSS_SELECTOR, '#form-all button[name="save"]').click()
             _wait(lambda: d.find_elements(By.ID, "config-message"), 5, "the editor's answer")
+            _wait(lambda: d.find_elements(By.ID, "config-errors"), 5, "the errors")
             errors = d.find_element(By.ID, "config-errors").text
             line = before.splitlines().index("\toption use_policy 'wan_wanb'") + 1
             assert f"{web.router.config}:{line}: section 'all' option 'use_policy'" in errors, \
@@ -310,11 +294,12 @@ def test_ui_in_chromium(web: Web) -> None:
             d.find_element(By.NAME, "dst").send_keys(lab.server_addr(4))
             d.find_element(By.NAME, "dport").send_keys("80")
             d.find_element(By.CSS_SELECTOR, "#explain-form button").click()
-            assert "rule all: matches -> policy wanb_only" in \
-                d.find_element(By.ID, "explain-result").text
+            _wait(lambda: "rule all: matches -> policy wanb_only" in
+                  d.find_element(By.ID, "explain-result").text, 5, "explain's answer")
             d.find_element(By.NAME, "target").send_keys(lab.track_targets(4)[0])
             d.find_element(By.CSS_SELECTOR, "#ping-form button").click()
-            assert "3/3 answered" in d.find_element(By.ID, "ping-result").text
+            _wait(lambda: "3/3 answered" in d.find_element(By.ID, "ping-result").text, 10,
+                  "the ping through wan")
         except Exception:
             print(d.current_url, d.page_source[:3000])
             raise
