@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..report.schema import SCHEMAS
+
 
 def _get(summary: str, ref: str | None = None, params: list[dict[str, Any]] | None = None
          ) -> dict[str, Any]:
@@ -43,18 +45,20 @@ _ACTION = {
 }
 
 SPEC: dict[str, Any] = {
-    "openapi": "3.0.3",
+    "openapi": "3.1.0",
     "info": {"title": "mwan API", "version": "1",
              "description": "Multi-WAN state and control; the same data as `mwan3 ... --json`."},
     "paths": {
-        "/api/status": _get("everything `mwan3 status --json` shows", "Status"),
-        "/api/interfaces": _get("each interface's state, tracking and history"),
-        "/api/policies": _get("per family, each policy's online members and shares"),
-        "/api/connected": _get("the connected (bypass) networks per family"),
-        "/api/rules": _get("the user rules with packet and byte counters"),
+        "/api/status": _get("everything `mwan3 status --json` shows", "status"),
+        "/api/interfaces": _get("each interface's state, tracking and history", "interfaces"),
+        "/api/policies": _get("per family, each policy's online members and shares",
+                              "policies"),
+        "/api/connected": _get("the connected (bypass) networks per family", "connected"),
+        "/api/rules": _get("the user rules with packet and byte counters", "rules"),
         "/api/events": _get("recent interface transitions, newest first", None,
                             [_q("limit", "integer")]),
-        "/api/explain": _get("which rule, policy and WAN a new connection would take now", None,
+        "/api/explain": _get("which rule, policy and WAN a new connection would take now",
+                             "explain",
                              [_q("src", "string", True), _q("dst", "string", True),
                               _q("proto", "string"), _q("sport", "integer"),
                               _q("dport", "integer")]),
@@ -85,19 +89,13 @@ SPEC: dict[str, Any] = {
     "components": {
         "responses": {"LoginRequired": {"description": "no session: log in first"}},
         "schemas": {
-            "Status": {"type": "object", "required": ["interfaces", "policies", "connected",
-                                                      "rules", "uptime_s"],
-                       "properties": {"interfaces": {"type": "object"},
-                                      "policies": {"type": "object"},
-                                      "connected": {"type": "object"},
-                                      "rules": {"type": "array", "items": {"type": "object"}},
-                                      "uptime_s": {"type": "number"}}},
+            **SCHEMAS,
             "ConfigErrors": {"type": "object", "properties": {
                 "applied": {"type": "boolean"},
                 "errors": {"type": "array", "items": {"type": "object", "properties": {
                     "path": {"type": "string"}, "line": {"type": "integer"},
-                    "section": {"type": "string", "nullable": True},
-                    "option": {"type": "string", "nullable": True},
+                    "section": {"type": ["string", "null"]},
+                    "option": {"type": ["string", "null"]},
                     "message": {"type": "string"}, "text": {"type": "string"}}}}}},
         },
     },

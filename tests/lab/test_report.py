@@ -6,13 +6,16 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
+import jsonschema
 import pytest
 
 from mwan.kernel import cgroups
 from mwan.lab import Lab
 from mwan.lab.results import parse_client_output
 from mwan.lab.router import TWO_WAN_POLICIES, MwanRouter, lab_interfaces
+from mwan.report.schema import SCHEMAS
 
 pytestmark = pytest.mark.lab
 
@@ -51,6 +54,19 @@ def out(r: MwanRouter, *args: str) -> str:
     return res.stdout
 
 
+def valid_json(r: MwanRouter, command: str, *args: str) -> dict[str, Any]:
+    """``mwan3 COMMAND --json``, checked against its documented schema."""
+    data: dict[str, Any] = json.loads(out(r, command, *args, "--json"))
+    jsonschema.Draft202012Validator(SCHEMAS[command]).validate(data)
+    return data
+
+
+def all_json_valid(r: MwanRouter) -> dict[str, Any]:
+    for name in ("interfaces", "policies", "connected", "rules"):
+        valid_json(r, name)
+    return valid_json(r, "status")
+
+
 def test_outputs_after_start_and_after_an_outage(lab: Lab, router: MwanRouter) -> None:
     text = out(router, "interfaces")
     assert text.startswith("Interface status:\n")
@@ -65,8 +81,7 @@ def test_outputs_after_start_and_after_an_outage(lab: Lab, router: MwanRouter) -
     https = next(r for r in rules if r["rule"] == "https" and r["family"] == "ipv4")
     assert https["packets"] >= 10 and https["sticky"]
     assert " S balanced " in out(router, "rules")
-    status = json.loads(out(router, "status", "--json"))
-    assert set(status) >= {"interfaces", "policies", "connected", "rules", "uptime_s"}
+    status = all_json_valid(router)
     wan = status["interfaces"]["wan"]
     assert wan["status"] == "online" and wan["targets"][0]["latency_ms"] is not None
 
@@ -77,13 +92,14 @@ def test_outputs_after_start_and_after_an_outage(lab: Lab, router: MwanRouter) -
         time.sleep(0.2)
     pol = out(router, "policies")
     assert "balanced:\n wanb (100%)\n" in pol and "wan_wanb:\n wanb (100%)\n" in pol
-    st = json.loads(out(router, "status", "--json"))["interfaces"]["wan"]
+    st = all_json_valid(router)["interfaces"]["wan"]
     assert all(t["status"] == "down" for t in st["targets"])
     lab.end_outage(1)
     deadline = time.monotonic() + 8
     while " interface wan is online " not in out(router, "interfaces"):
         assert time.monotonic() < deadline, out(router, "status")
         time.sleep(0.2)
+    assert all_json_valid(router)["interfaces"]["wan"]["status"] == "online"
 
 
 def test_explain_agrees_with_real_connections(lab: Lab, router: MwanRouter) -> None:
@@ -253,6 +269,7 @@ def test_explain_agrees_with_200_real_connections_over_ten_rules(make_lab: Calla
             if sport is not None:
                 args += ["--sport", str(sport)]
             res = json.loads(out(r, *args))
+            jsonschema.Draft202012Validator(SCHEMAS["explain"]).validate(res)
             seen_rules.add(res["rule"])
             real = lab.connect_many(lab.client_ns(client), dst, port, count=200, proto=proto,
                                     sport=sport, concurrency=32, timeout=1.0)

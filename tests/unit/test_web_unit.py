@@ -130,3 +130,19 @@ def test_web_password_command_edits_the_config(tmp_path: Path) -> None:
     assert cfg.globals.web_enabled and cfg.globals.web_listen == ("192.168.1.1",)
     assert auth.check_password("long enough pw", cfg.globals.web_password_hash)
     assert "# two targets" in f.read_text()
+
+
+def test_report_schemas_are_valid_json_schemas_and_in_the_openapi_spec() -> None:
+    import jsonschema
+
+    from mwan.report.schema import SCHEMAS
+    from mwan.web.openapi import SPEC
+
+    for schema in SCHEMAS.values():
+        jsonschema.Draft202012Validator.check_schema(schema)
+    assert SPEC["openapi"].startswith("3.1")
+    for name in SCHEMAS:
+        assert SPEC["components"]["schemas"][name] is SCHEMAS[name]
+    refs = [op["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+            for path, op in SPEC["paths"].items() if path.startswith("/api/") and "get" in op]
+    assert {"$ref": "#/components/schemas/status"} in refs

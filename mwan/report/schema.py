@@ -1,0 +1,82 @@
+"""JSON Schemas of the ``--json`` reports (docs/cli-json.md), also used by the OpenAPI spec.
+
+The tests validate real output against these, so the documented schema and
+the program cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NUM = {"type": "number"}
+NUM_OR_NULL = {"type": ["number", "null"]}
+INT_OR_NULL = {"type": ["integer", "null"]}
+STR = {"type": "string"}
+STR_OR_NULL = {"type": ["string", "null"]}
+BOOL = {"type": "boolean"}
+STRS = {"type": "array", "items": STR}
+FAMILIES = ("ipv4", "ipv6")
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None,
+         extra: bool = True) -> dict[str, Any]:
+    return {"type": "object", "properties": props,
+            "required": list(props) if required is None else required,
+            "additionalProperties": extra}
+
+
+TARGET = _obj({
+    "ip": STR, "status": {"enum": ["up", "down", "skipped", "unknown"]},
+    "latency_ms": NUM_OR_NULL, "loss_pct": NUM_OR_NULL, "error": STR_OR_NULL,
+    "sent": {"type": "integer"}, "lost": {"type": "integer"},
+}, required=["ip", "status", "latency_ms", "loss_pct"])
+
+INTERFACE = _obj({
+    "device": STR, "family": {"enum": list(FAMILIES)},
+    "status": {"enum": ["online", "offline", "connecting", "disconnecting", "disabled"]},
+    "online": BOOL, "up": BOOL, "admin_up": BOOL, "carrier": BOOL,
+    "online_since": NUM_OR_NULL, "offline_since": NUM_OR_NULL, "up_since": NUM_OR_NULL,
+    "gateway": STR_OR_NULL, "addresses": STRS,
+    "tracking": {"enum": ["active", "paused", "disabled"]},
+    "score": INT_OR_NULL, "lost": INT_OR_NULL, "turn": INT_OR_NULL, "last_test": NUM_OR_NULL,
+    "targets": {"type": "array", "items": TARGET},
+    "probes_sent": {"type": "integer"}, "probes_lost": {"type": "integer"},
+    "events": {"type": "array", "items": {"type": "array", "prefixItems": [NUM, STR],
+                                          "minItems": 2, "maxItems": 2}},
+    "history": {"type": "array", "items": {"type": "array", "prefixItems": [
+        NUM, NUM_OR_NULL, NUM_OR_NULL, STR], "minItems": 4, "maxItems": 4}},
+})
+
+LAST_RESORT = {"enum": ["unreachable", "blackhole", "default"]}
+POLICY = _obj({
+    "members": {"type": "array", "items": _obj({
+        "interface": STR, "member": STR, "metric": {"type": "integer"},
+        "weight": {"type": "integer"}, "percent": NUM})},
+    "last_resort": LAST_RESORT,
+    "active": {"enum": ["members", "unreachable", "blackhole", "default"]},
+})
+PER_FAMILY_POLICIES = _obj({f: {"type": "object", "additionalProperties": POLICY}
+                            for f in FAMILIES})
+CONNECTED = _obj({f: STRS for f in FAMILIES})
+RULE = _obj({
+    "rule": STR, "family": {"enum": list(FAMILIES)}, "policy": STR, "sticky": BOOL,
+    "proto": STR, "src_ip": STRS, "dest_ip": STRS, "src_port": STRS, "dest_port": STRS,
+    "ipset": STR_OR_NULL, "packets": {"type": "integer"}, "bytes": {"type": "integer"},
+})
+INTERFACES = {"type": "object", "additionalProperties": INTERFACE}
+RULES = {"type": "array", "items": RULE}
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "interfaces": _obj({"interfaces": INTERFACES}),
+    "policies": _obj({"policies": PER_FAMILY_POLICIES}),
+    "connected": _obj({"connected": CONNECTED}),
+    "rules": _obj({"rules": RULES}),
+    "status": _obj({"interfaces": INTERFACES, "policies": PER_FAMILY_POLICIES,
+                    "connected": CONNECTED, "rules": RULES, "uptime_s": NUM,
+                    "last_apply_ms": NUM_OR_NULL}),
+    "explain": _obj({
+        "connection": STR, "family": {"enum": list(FAMILIES)}, "steps": STRS,
+        "rule": STR_OR_NULL, "policy": STR_OR_NULL,
+        "members": {"type": "array", "items": _obj({"interface": STR, "percent": NUM})},
+        "wan": STR_OR_NULL, "verdict": STR}),
+}
