@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from mwan.lab import Lab, cleanup_stale
+from mwan.lab.router import MwanRouter
 
 _GROUPS_BEFORE: set[str] = set()
 
@@ -86,3 +87,22 @@ def lab(request: pytest.FixtureRequest, make_lab: Callable[..., Lab]) -> Lab:
     """A built lab; Lab(**param) with indirect parametrization, default 2 ISPs and 1 client."""
     kw: dict[str, Any] = getattr(request, "param", None) or {}
     return make_lab(**kw)
+
+
+@pytest.fixture
+def mwan(lab: Lab) -> Iterator[Callable[[str], MwanRouter]]:
+    """``mwan(config_text)`` starts mwan in the lab's router; every one is stopped after."""
+    routers: list[MwanRouter] = []
+
+    def start(text: str) -> MwanRouter:
+        r = MwanRouter(lab, text)
+        routers.append(r)
+        res = r.cli("start", check=False)
+        assert res.returncode == 0, res.stderr + r.log()
+        return r
+
+    try:
+        yield start
+    finally:
+        for r in routers:
+            r.close()

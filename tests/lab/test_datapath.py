@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -65,24 +65,6 @@ config policy 'wanb_only'
 
 def config(lab: Lab, rules: str, extra: str = "") -> str:
     return lab_interfaces(lab) + MEMBERS + extra + rules
-
-
-@pytest.fixture
-def mwan(lab: Lab) -> Iterator[Callable[[str], MwanRouter]]:
-    routers: list[MwanRouter] = []
-
-    def start(text: str) -> MwanRouter:
-        r = MwanRouter(lab, text)
-        routers.append(r)
-        res = r.cli("start", check=False)
-        assert res.returncode == 0, res.stderr + r.log()
-        return r
-
-    try:
-        yield start
-    finally:
-        for r in routers:
-            r.close()
 
 
 def rule(name: str, policy: str, **opts: str) -> str:

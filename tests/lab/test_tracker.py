@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -46,24 +46,6 @@ def config(lab: Lab, method: str = "ping", targets: list[str] | None = None,
     o = {**FAST, **opts}
     o.setdefault("track_ip", targets or lab.track_targets(4)[:2])
     return lab_interfaces(lab, ipv6=False, track_method=method, **o) + POLICY
-
-
-@pytest.fixture
-def mwan(lab: Lab) -> Iterator[Callable[[str], MwanRouter]]:
-    routers: list[MwanRouter] = []
-
-    def start(text: str) -> MwanRouter:
-        r = MwanRouter(lab, text)
-        routers.append(r)
-        res = r.cli("start", check=False)
-        assert res.returncode == 0, res.stderr + r.log()
-        return r
-
-    try:
-        yield start
-    finally:
-        for r in routers:
-            r.close()
 
 
 def state(r: MwanRouter) -> dict[str, Any]:
