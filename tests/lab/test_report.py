@@ -151,6 +151,11 @@ def test_use_runs_a_command_through_the_chosen_wan(lab: Lab, router: MwanRouter)
         assert res.returncode == 0, res.stderr + router.log()
         used = parse_client_output(res.stdout, lab.isps)
         assert used.wans == {2: 20}, (proto, used.wans)
+    # curl, unchanged: the server saw wanb's address
+    res = router.cli("use", "wanb", "curl", "-s", "--max-time", "5", f"http://{dst}/",
+                     check=False)
+    assert res.returncode == 0, res.stderr
+    assert lab.wan_of(res.stdout.split()[0]) == 2, res.stdout
     # children inherit the group; the command's exit status is ours
     res = router.cli("use", "wanb", "sh", "-c", "exit 7", check=False)
     assert res.returncode == 7, res.stderr
