@@ -28,7 +28,7 @@ from ..config.model import Config, InitialState, Interface
 from ..config.validate import load_config, network_devices_from, parse_config
 from ..kernel import cgroups
 from ..kernel.apply import ApplyResult, KernelApplier
-from ..plan.compile import compile_plan
+from ..plan.compile import ConfigPart, compile_plan, config_part
 from ..plan.state import Desired, IfaceRuntime, KernelFacts
 from ..track.machine import Status, Step
 from ..track.tracker import Tracker
@@ -106,6 +106,7 @@ class Daemon:
         self.trackers: dict[str, Tracker] = {}
         self._resume_after_apply: list[tuple[Tracker, str]] = []
         self._hook_queue: asyncio.Queue[tuple[str, Interface, str]] = asyncio.Queue()
+        self._part: tuple[Config, ConfigPart] | None = None  # the config-only part of the plan
         # the transitions of every interface, newest last (web UI log, metrics)
         self.event_log: deque[tuple[float, str, str, str]] = deque(maxlen=1000)
         self.transitions: Counter[tuple[str, str]] = Counter()
@@ -307,7 +308,9 @@ class Daemon:
                 facts, links = await self.kernel(self._k_refresh)
                 self.facts = facts
                 self._update_links(links)
-                desired = compile_plan(self.cfg, self.runtime(), self.facts)
+                if self._part is None or self._part[0] is not self.cfg:
+                    self._part = (self.cfg, config_part(self.cfg))
+                desired = compile_plan(self.cfg, self.runtime(), self.facts, self._part[1])
                 self.last_apply = await self.kernel(self._k_apply, desired)
                 self.desired = desired
                 for listener in self.apply_listeners:

@@ -23,12 +23,33 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..config.fields import PROTO_NUMBERS
 from ..config.marks import MarkSpace
 from ..config.model import SPECIAL_POLICIES, Config, Interface, Rule
 from . import nftexpr as X
+from .names import (  # noqa: F401 - re-exported: the names of the table
+    ADDR_TYPE,
+    ALWAYS_CONNECTED,
+    FALLBACK_PRIORITY,
+    FAMILIES,
+    FWMARK_PRIORITY,
+    HOOK_PRIORITY,
+    IIF_PRIORITY,
+    IP_PROTO,
+    MAIN_TABLE,
+    ND_TYPES,
+    NFT_LOG_LEVEL,
+    SUFFIX,
+    mark_chain,
+    policy_chain,
+    save_chain,
+    sticky_chain,
+    sticky_set,
+    user_set,
+)
 from .policy import PolicyChoice, choose
 from .state import (
     Desired,
@@ -41,46 +62,7 @@ from .state import (
     NftTable,
     Route,
 )
-
-HOOK_PRIORITY = -149  # mangle + 1, as fw4-compatible multi-WAN tables do
-FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
-SUFFIX = {"ipv4": "v4", "ipv6": "v6"}
-ADDR_TYPE = {"ipv4": "ipv4_addr", "ipv6": "ipv6_addr"}
-IP_PROTO = {"ipv4": "ip", "ipv6": "ip6"}
-ND_TYPES = ["nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit",
-            "nd-neighbor-advert", "nd-redirect"]
-ALWAYS_CONNECTED = {
-    "ipv4": ["127.0.0.0/8", "224.0.0.0/3"],
-    "ipv6": ["::1/128", "fe80::/10", "ff00::/8"],
-}
-NFT_LOG_LEVEL = {"error": "err", "warning": "warn"}
-MAIN_TABLE = 254
-IIF_PRIORITY, FWMARK_PRIORITY, FALLBACK_PRIORITY = 1000, 2000, 3000
-
-
-def mark_chain(ident: int) -> str:
-    return f"mark_{ident}"
-
-
-def save_chain(ident: int) -> str:
-    return f"save_{ident}"
-
-
-def policy_chain(policy: str, family: Family) -> str:
-    return f"policy_{policy}_{SUFFIX[family]}"
-
-
-def sticky_chain(rule: str, family: Family) -> str:
-    return f"sticky_{rule}_{SUFFIX[family]}"
-
-
-def sticky_set(rule: str, ident: int, family: Family) -> str:
-    return f"sticky_{rule}_{ident}_{SUFFIX[family]}"
-
-
-def user_set(name: str, family: Family) -> str:
-    """The nft set behind a rule's ``ipset`` option, one per family."""
-    return f"{name}_{SUFFIX[family]}"
+from .sticky import sticky_gates, sticky_static
 
 
 def up_interfaces(cfg: Config, runtime: Mapping[str, IfaceRuntime]) -> list[Interface]:
@@ -303,95 +285,24 @@ def rules_chain(cfg: Config, space: MarkSpace) -> NftChain:
     return NftChain("rules", tuple(rules), comments=tuple(comments))
 
 
-def sticky_gate_chain(policy: str, ident: int, family: Family) -> str:
-    return f"stick_{policy}_{ident}_{SUFFIX[family]}"
+@dataclass(frozen=True)
+class ConfigPart:
+    """The parts of the nft table that depend on the config alone.
 
-
-def policy_members(cfg: Config, policy: str, family: Family) -> list[int]:
-    """Ids of the enabled interfaces a policy can use in a family (online or not), in order."""
-    out: list[int] = []
-    for mname in cfg.policy(policy).use_member:
-        iface = cfg.interface(cfg.member(mname).interface)
-        if iface.enabled and iface.family == family and iface.id not in out:
-            out.append(iface.id)
-    return out
-
-
-def sticky_static(cfg: Config, space: MarkSpace) -> tuple[list[NftChain], list[NftSet]]:
-    """Sticky rules: a source seen within ``timeout`` keeps its WAN while that WAN is online.
-
-    Per sticky rule and family: one address set with timeouts per member
-    interface, and a chain that (1) looks the source up in each member's set
-    and, if found, jumps to a small gate chain per (policy, member) that marks
-    the connection only if that member is online now (:func:`sticky_gates`);
-    (2) otherwise asks the policy; (3) records the source in the chosen
-    member's set.  These chains depend only on the config, so an interface
-    going up or down rewrites just its gate chains (one rule each).
-    """
-    chains, sets = [], []
-    mask = space.mask
-    for rule in cfg.rules:
-        if not rule.sticky or rule.use_policy in SPECIAL_POLICIES:
-            continue
-        for fam in rule.families():
-            saddr = X.payload(IP_PROTO[fam], "saddr")
-            ids = policy_members(cfg, rule.use_policy, fam)
-            body: list[tuple[Any, ...]] = []
-            for ident in ids:
-                name = sticky_set(rule.name, ident, fam)
-                sets.append(NftSet(name, ADDR_TYPE[fam], ("timeout",), timeout=rule.timeout,
-                                   elements=None))
-                body.append((X.match(X.band(X.meta("mark"), mask), 0),
-                             X.match(saddr, X.set_ref(name)),
-                             X.jump(sticky_gate_chain(rule.use_policy, ident, fam))))
-            body.append((X.match(X.band(X.meta("mark"), mask), 0),
-                         X.jump(policy_chain(rule.use_policy, fam))))
-            for ident in ids:
-                name = sticky_set(rule.name, ident, fam)
-                update = {"set": {"op": "update", "elem": saddr, "set": X.set_ref(name)}}
-                body.append((X.match(X.band(X.meta("mark"), mask), space.mark(ident)), update))
-            chains.append(NftChain(sticky_chain(rule.name, fam), tuple(body)))
-    return chains, sets
-
-
-def sticky_gates(cfg: Config, choices: Mapping[tuple[str, Family], PolicyChoice]
-                 ) -> list[NftChain]:
-    """Per (policy, member) of sticky rules: mark with that member if it is online now."""
-    gates: dict[str, NftChain] = {}
-    for rule in cfg.rules:
-        if not rule.sticky or rule.use_policy in SPECIAL_POLICIES:
-            continue
-        for fam in rule.families():
-            choice = choices[(rule.use_policy, fam)]
-            online = {cfg.interface(sh.interface).id for sh in choice.shares}
-            for ident in policy_members(cfg, rule.use_policy, fam):
-                name = sticky_gate_chain(rule.use_policy, ident, fam)
-                gates[name] = NftChain(
-                    name, ((X.goto(mark_chain(ident)),),) if ident in online else ())
-    return list(gates.values())
-
-
-class _ConfigMemo:
-    """The parts of the plan that depend on the config alone, computed once per config.
-
-    A tiny cache keyed by the config object's identity (configs are
-    immutable): with 1,000 rules the rules and sticky chains are most of the
-    compile time, and an interface change does not touch them.
+    With 1,000 rules the rules and sticky chains are most of the compile
+    time, and an interface going up or down does not touch them: the daemon
+    computes this once per config (:func:`config_part`) and passes it in.
     """
 
-    def __init__(self) -> None:
-        self._cfg: Config | None = None
-        self._value: tuple[NftChain, list[NftChain], list[NftSet]] | None = None
-
-    def get(self, cfg: Config, space: MarkSpace
-            ) -> tuple[NftChain, list[NftChain], list[NftSet]]:
-        if self._cfg is not cfg or self._value is None:
-            chains, sets = sticky_static(cfg, space)
-            self._cfg, self._value = cfg, (rules_chain(cfg, space), chains, sets)
-        return self._value
+    rules: NftChain
+    sticky_chains: tuple[NftChain, ...]
+    sticky_sets: tuple[NftSet, ...]
 
 
-_STATIC = _ConfigMemo()
+def config_part(cfg: Config) -> ConfigPart:
+    space = MarkSpace(cfg.globals.mmx_mask)
+    chains, sets = sticky_static(cfg, space)
+    return ConfigPart(rules_chain(cfg, space), tuple(chains), tuple(sets))
 
 
 def user_sets(cfg: Config) -> list[NftSet]:
@@ -400,18 +311,19 @@ def user_sets(cfg: Config) -> list[NftSet]:
             for n in names for fam in FAMILIES]
 
 
-def compile_nft(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: KernelFacts) -> NftTable:
+def compile_nft(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: KernelFacts,
+                part: ConfigPart | None = None) -> NftTable:
     space = MarkSpace(cfg.globals.mmx_mask)
     ids = [i.id for i in cfg.enabled_interfaces] + [
         space.blackhole_id, space.unreachable_id, space.default_id]
     choices = {(p.name, fam): choose(cfg, p, fam, runtime) for fam in FAMILIES
                for p in cfg.policies}
-    rules, sticky_chains, sticky_sets = _STATIC.get(cfg, space)
+    part = part if part is not None else config_part(cfg)
     chains = (base_chains(space, ids) + mark_chains(space, ids)
-              + classify_chains(cfg, space, runtime) + [rules]
+              + classify_chains(cfg, space, runtime) + [part.rules]
               + policy_chains(cfg, space, list(choices.values()))
-              + sticky_gates(cfg, choices) + sticky_chains)
-    sets = bypass_sets(cfg, facts) + user_sets(cfg) + sticky_sets
+              + sticky_gates(cfg, choices) + list(part.sticky_chains))
+    sets = bypass_sets(cfg, facts) + user_sets(cfg) + list(part.sticky_sets)
     return NftTable(sets=tuple(sets), chains=tuple(chains))
 
 
@@ -479,9 +391,11 @@ def desired_routes(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: Kern
     return tuple(sorted(out, key=lambda r: (r.table, r.family, r.dst, str(r.metric), str(r.dev))))
 
 
-def compile_plan(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: KernelFacts) -> Desired:
+def compile_plan(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: KernelFacts,
+                 part: ConfigPart | None = None) -> Desired:
+    """The whole desired state; ``part``: :func:`config_part` of this config, if at hand."""
     return Desired(
-        nft=compile_nft(cfg, runtime, facts),
+        nft=compile_nft(cfg, runtime, facts, part),
         rules=desired_rules(cfg, runtime),
         routes=desired_routes(cfg, runtime, facts),
         tables=tuple(i.id for i in cfg.enabled_interfaces),
