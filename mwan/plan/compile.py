@@ -120,7 +120,8 @@ def mark_chains(space: MarkSpace, ids: list[int]) -> list[NftChain]:
     chains = []
     for ident in ids:
         m = space.mark(ident)
-        chains.append(NftChain(mark_chain(ident), ((X.set_masked(X.meta("mark"), space.mask, m),),)))
+        set_mark = X.set_masked(X.meta("mark"), space.mask, m)
+        chains.append(NftChain(mark_chain(ident), ((set_mark,),)))
         if ident not in (space.blackhole_id, space.unreachable_id):
             chains.append(NftChain(save_chain(ident),
                                    ((X.set_masked(X.ct("mark"), space.mask, m),),)))
@@ -187,10 +188,11 @@ def classify_chains(cfg: Config, space: MarkSpace, runtime: Mapping[str, IfaceRu
             inbound.append((fam_match, X.match(X.meta("iifname"), {"set": names}),
                             X.match(X.payload(proto, "saddr"), X.set_ref(f"connected_{sfx}")),
                             X.goto(default)))
-            inbound.append((fam_match, X.vmap(X.meta("iifname"),
-                                              [(i.device, X.goto(mark_chain(i.id))) for i in devs])))
+            by_device = [(i.device, X.goto(mark_chain(i.id))) for i in devs]
+            inbound.append((fam_match, X.vmap(X.meta("iifname"), by_device)))
         for set_name in (f"connected_{sfx}", f"custom_{sfx}", f"dynamic_{sfx}"):
-            common.append((X.match(X.payload(proto, "daddr"), X.set_ref(set_name)), X.goto(default)))
+            to_set = X.match(X.payload(proto, "daddr"), X.set_ref(set_name))
+            common.append((to_set, X.goto(default)))
         pairs: dict[str, Any] = {}
         for i in devs:
             for a in runtime[i.name].addresses:

@@ -25,13 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..config.edit import EditError, add_section, delete_section, set_section
-from ..config.errors import ConfigError, Problem
 from ..config.export import config_to_dict
-from ..config.uci import parse_uci
 from ..daemon.control import ControlError
 from ..track.probes import ProbeSpec, probe
 from . import auth, metrics, openapi, pages
+from .editor import ConfigEditor
 
 if TYPE_CHECKING:
     from ..daemon.core import Daemon
@@ -52,6 +50,7 @@ class WebServer:
         self.metrics = metrics.Metrics(daemon)
         self._runner: web.AppRunner | None = None
         self._failures: dict[str, list[float]] = {}
+        self.editor = ConfigEditor(self)
         self.app = self._build()
 
     # ------------------------------------------------------------ lifecycle
@@ -100,12 +99,7 @@ class WebServer:
             r.add_get(f"/fragment/{page}", self._fragment(page))
         r.add_get("/diagnostics", self.diagnostics)
         r.add_post("/diagnostics", self.diagnostics)
-        r.add_get("/config", self.config_page)
-        r.add_post("/config/section", self.config_section)
-        r.add_post("/config/add", self.config_add)
-        r.add_post("/config/delete", self.config_delete)
-        r.add_get("/config/raw", self.config_raw)
-        r.add_post("/config/raw", self.config_raw)
+        self.editor.routes(r)
         r.add_post("/interfaces/{name}/{action:ifup|ifdown}", self.iface_action)
         # JSON API
         r.add_get("/api/openapi.json", self.api_openapi)
@@ -299,110 +293,6 @@ class WebServer:
                 "received": res.received, "ok": res.ok, "loss_pct": res.loss_pct,
                 "latency_ms": res.latency_ms, "error": res.error}
 
-    # ------------------------------------------------------------ config editor
-    def _read_text(self) -> str:
-        with open(self.daemon.config_path, encoding="utf-8") as fh:
-            return fh.read()
-
-    async def config_page(self, request: web.Request) -> web.StreamResponse:
-        return self._config_view(request, self._read_text(), [], None, "")
-
-    def _config_view(self, request: web.Request, text: str, problems: list[Problem],
-                     focus: str | None, message: str, status: int = 200,
-                     form: dict[str, str] | None = None) -> web.StreamResponse:
-        try:
-            sections = parse_uci(text, self.daemon.config_path)
-        except ValueError:
-            sections = ()
-        body = pages.config_body(sections, problems, focus, message, form or {},
-                                 request[SESSION_KEY].csrf)
-        return pages.html(pages.layout("config", body, request[SESSION_KEY]), status=status)
-
-    async def _try_apply(self, text: str) -> list[Problem]:
-        try:
-            await self.daemon.apply_config_text(text)
-        except ConfigError as exc:
-            return list(exc.problems)
-        except ControlError as exc:
-            return [Problem(self.daemon.config_path, 0, None, None, str(exc))]
-        return []
-
-    async def config_section(self, request: web.Request) -> web.StreamResponse:
-        form = {k: str(v) for k, v in (await request.post()).items()}
-        name = form.get("section", "")
-        text = self._read_text()
-        try:
-            sec = next(s for s in parse_uci(text, self.daemon.config_path) if s.name == name)
-        except StopIteration:
-            raise web.HTTPBadRequest(text=f"no section {name!r}") from None
-        options: dict[str, str | list[str] | None] = {}
-        for key, value in form.items():
-            if not key.startswith("opt:"):
-                continue
-            opt = key[4:]
-            if opt in pages.list_options(sec.type):
-                items = [v.strip() for v in value.replace(",", "\n").splitlines() if v.strip()]
-                options[opt] = items or None
-            else:
-                options[opt] = value.strip() or None
-        new_opt, new_val = form.get("new_option", "").strip(), form.get("new_value", "").strip()
-        if new_opt:
-            options[new_opt] = [new_val] if new_opt in pages.list_options(sec.type) else new_val
-        try:
-            candidate = set_section(text, name, options, self.daemon.config_path)
-        except (EditError, ValueError) as exc:
-            return self._config_view(request, text, [Problem(self.daemon.config_path, 0, name,
-                                                             None, str(exc))], name, "", 400)
-        problems = await self._try_apply(candidate)
-        if problems:
-            return self._config_view(request, candidate, problems, name,
-                                     "Not applied: the config has errors (nothing changed).",
-                                     422, form)
-        return self._config_view(request, self._read_text(), [], name,
-                                 f"Applied: section '{name}' saved and in effect.")
-
-    async def config_add(self, request: web.Request) -> web.StreamResponse:
-        form = {k: str(v) for k, v in (await request.post()).items()}
-        text = self._read_text()
-        try:
-            candidate = add_section(text, form.get("type", ""), form.get("name", "").strip(), {},
-                                    self.daemon.config_path)
-        except (EditError, ValueError) as exc:
-            return self._config_view(request, text, [Problem(self.daemon.config_path, 0, None,
-                                                             None, str(exc))], None, "", 400)
-        problems = await self._try_apply(candidate)
-        if problems:
-            return self._config_view(request, text, problems, None,
-                                     "Not applied: the config has errors (nothing changed).", 422)
-        return self._config_view(request, self._read_text(), [], form.get("name"),
-                                 f"Added section '{form.get('name')}'.")
-
-    async def config_delete(self, request: web.Request) -> web.StreamResponse:
-        form = {k: str(v) for k, v in (await request.post()).items()}
-        text = self._read_text()
-        try:
-            candidate = delete_section(text, form.get("section", ""), self.daemon.config_path)
-        except (EditError, ValueError) as exc:
-            raise web.HTTPBadRequest(text=str(exc)) from None
-        problems = await self._try_apply(candidate)
-        if problems:
-            return self._config_view(request, text, problems, None,
-                                     "Not applied: the config has errors (nothing changed).", 422)
-        return self._config_view(request, self._read_text(), [], None,
-                                 f"Deleted section '{form.get('section')}'.")
-
-    async def config_raw(self, request: web.Request) -> web.StreamResponse:
-        session = request[SESSION_KEY]
-        text, problems, message, status = self._read_text(), [], "", 200
-        if request.method == "POST":
-            text = str((await request.post()).get("text", "")).replace("\r\n", "\n")
-            problems = await self._try_apply(text)
-            message = "Not applied: the config has errors (nothing changed)." if problems \
-                else "Applied: the config is saved and in effect."
-            status = 422 if problems else 200
-        body = pages.raw_body(text, problems, message, session.csrf)
-        return pages.html(pages.layout("config", body, session), status=status)
-
     # ------------------------------------------------------------ API
     async def api_openapi(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(openapi.SPEC)
@@ -424,7 +314,8 @@ class WebServer:
             return web.json_response({"error": str(exc)}, status=400)
 
     async def api_config(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"path": self.daemon.config_path, "text": self._read_text(),
+        return web.json_response({"path": self.daemon.config_path,
+                                  "text": self.editor.read_text(),
                                   "config": config_to_dict(self.daemon.cfg)}, dumps=_dumps)
 
     async def api_config_put(self, request: web.Request) -> web.StreamResponse:
@@ -433,7 +324,7 @@ class WebServer:
             text = str(body["text"])
         except (ValueError, KeyError, TypeError):
             return web.json_response({"error": 'expected {"text": "..."}'}, status=400)
-        problems = await self._try_apply(text)
+        problems = await self.editor.try_apply(text)
         if problems:
             return web.json_response({"applied": False, "errors": [
                 {"path": p.path, "line": p.line, "section": p.section, "option": p.option,
