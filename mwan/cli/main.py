@@ -62,13 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = add(name, handler, text)
         p.add_argument("interface")
-    try:
-        from . import report_cmds
-    except ImportError:
-        report_cmds = None  # type: ignore[assignment]
-    if report_cmds is not None:
-        report_cmds.register(add)
-    from . import use_cmd, web_cmds
+    from . import report_cmds, use_cmd, web_cmds
+    report_cmds.register(add)
     use_cmd.register(add)
     web_cmds.register(add)
     return parser

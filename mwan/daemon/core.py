@@ -18,7 +18,6 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..config.edit import write_atomic
@@ -26,57 +25,18 @@ from ..config.errors import ConfigError
 from ..config.marks import MarkSpace
 from ..config.model import Config, InitialState, Interface
 from ..config.validate import load_config, network_devices_from, parse_config
-from ..kernel import cgroups
 from ..kernel.apply import ApplyResult, KernelApplier
 from ..plan.compile import ConfigPart, compile_plan, config_part
 from ..plan.state import Desired, IfaceRuntime, KernelFacts
-from ..track.machine import Status, Step
+from ..track.machine import Step
 from ..track.tracker import Tracker
-from . import hooks, netlink
+from . import hooks, netlink, report
 from .control import PID_NAME, ControlError, ControlServer
+from .ifstate import IfaceStatus, addresses_for, gateway_for
+from .use import UseGroups
 
 log = logging.getLogger("mwan")
 T = TypeVar("T")
-
-
-@dataclass
-class IfaceStatus:
-    """The daemon's mutable view of one interface."""
-
-    name: str
-    admin_up: bool = True  # False after `mwan3 ifdown`
-    online: bool = False  # tracker verdict (or initial_state)
-    carrier: bool = False
-    device_present: bool = False
-    online_since: float | None = None
-    offline_since: float | None = None
-    up_since: float | None = None
-    events: list[tuple[float, str]] = field(default_factory=list)
-
-
-def gateway_for(iface: Interface, facts: KernelFacts) -> str | None:
-    """``option gateway``, else main's lowest-metric default route through the device."""
-    if iface.gateway is not None:
-        return str(iface.gateway)
-    best: tuple[int, str] | None = None
-    for r in facts.routes:
-        if r.table == 254 and r.is_default and r.dev == iface.device and r.family == iface.family \
-                and r.gateway is not None:
-            metric = r.metric or 0
-            if best is None or metric < best[0]:
-                best = (metric, r.gateway)
-    return best[1] if best else None
-
-
-def addresses_for(iface: Interface, facts: KernelFacts) -> tuple[str, ...]:
-    out = []
-    for a in facts.addresses:
-        if a.dev != iface.device or a.family != iface.family:
-            continue
-        if a.family == "ipv6" and a.address.lower().startswith("fe80"):
-            continue
-        out.append(a.address)
-    return tuple(out)
 
 
 def write_pid(run_dir: str) -> None:
@@ -113,24 +73,17 @@ class Daemon:
         self.apply_listeners: list[Callable[[ApplyResult], None]] = []
         self.web: Any = None
         self._config_lock = asyncio.Lock()
-        self.use_groups: dict[str, cgroups.UseGroup] = {}
-        self.use_error: str | None = None
-        self._use_tried: tuple[tuple[str, int], ...] | None = None
+        self.use = UseGroups(run_dir)
         self.control = ControlServer(run_dir, {
             "ping": self._cmd_ping,
             "ifup": self._cmd_ifup,
             "ifdown": self._cmd_ifdown,
             "reload": self._cmd_reload,
             "stop": self._cmd_stop,
-            "state": self._cmd_state,
             "use": self._cmd_use,
         })
-        try:  # read-only report commands (status, explain, ...) live in their own module
-            from . import report
-        except ImportError:
-            report = None  # type: ignore[assignment]
-        if report is not None:
-            self.control.handlers.update(report.handlers(self))
+        # state, report, explain: read-only, in their own module
+        self.control.handlers.update(report.handlers(self))
         self._sync_status()
 
     # ------------------------------------------------------------ kernel thread
@@ -147,22 +100,8 @@ class Daemon:
         self._k_use_groups()
         return a.routing.facts(self.cfg.globals.rt_table_lookup), a.routing.links()
 
-    def _k_use_groups(self) -> dict[str, cgroups.UseGroup]:
-        """The ``mwan3 use`` cgroups, made once per set of (interface, mark); none if impossible."""
-        marks = {i.name: self.mark_of(i) for i in self.cfg.enabled_interfaces}
-        key = tuple(sorted(marks.items()))
-        if key != self._use_tried:
-            self._use_tried = key
-            try:
-                self.use_groups, self.use_error = cgroups.make_groups(self.run_dir, marks), None
-            except (cgroups.CgroupError, OSError) as exc:
-                self.use_groups, self.use_error = {}, str(exc)
-                log.warning("'mwan3 use' is unavailable: %s", exc)
-        return self.use_groups
-
-    def _k_remove_groups(self) -> None:
-        if self._use_tried is not None:
-            cgroups.remove_groups(self.run_dir)
+    def _k_use_groups(self) -> None:
+        self.use.sync({i.name: self.mark_of(i) for i in self.cfg.enabled_interfaces})
 
     def _k_apply(self, desired: Desired) -> ApplyResult:
         return self._k_applier().apply(desired)
@@ -464,49 +403,12 @@ class Daemon:
 
     async def _cmd_use(self, args: dict[str, Any]) -> Any:
         iface = self._iface_arg(args)
-        group = self.use_groups.get(iface.name)
-        if group is None:
-            raise ControlError(f"'mwan3 use' is unavailable: {self.use_error or 'no cgroup yet'}")
-        return {"interface": iface.name, "device": iface.device, "cgroup": group.hierarchy_path,
-                "mark": hex(self.mark_of(iface)), "family": iface.family,
-                "online": self.status[iface.name].online}
+        return self.use.answer(iface.name, iface.device, iface.family, self.mark_of(iface),
+                               self.status[iface.name].online)
 
     async def _cmd_stop(self, args: dict[str, Any]) -> Any:
         self._stop.set()
         return {"stopping": os.getpid()}
-
-    def iface_state(self, iface: Interface, rt: IfaceRuntime) -> dict[str, Any]:
-        """One interface as ``state`` reports it (schema in docs/cli-json.md)."""
-        s = self.status[iface.name]
-        tracker = self.trackers.get(iface.name)
-        out: dict[str, Any] = {
-            "device": iface.device, "family": iface.family,
-            "online": rt.online, "up": rt.up, "admin_up": s.admin_up, "carrier": s.carrier,
-            "online_since": s.online_since if rt.online else None,
-            "offline_since": s.offline_since, "up_since": s.up_since,
-            "gateway": rt.gateway, "addresses": list(rt.addresses),
-            "events": [list(e) for e in s.events],
-        }
-        if tracker is not None:
-            out.update(tracker.snapshot())
-        else:
-            out.update({"tracking": "disabled",
-                        "status": Status.ONLINE.value if rt.online else
-                        (Status.OFFLINE.value if rt.up else Status.DISABLED.value),
-                        "score": None, "lost": None, "turn": None, "last_test": None,
-                        "targets": [], "probes_sent": 0, "probes_lost": 0, "history": []})
-        if not rt.up and out["status"] != Status.DISABLED.value:
-            out["status"] = Status.DISABLED.value if not s.admin_up else Status.OFFLINE.value
-        return out
-
-    async def _cmd_state(self, args: dict[str, Any]) -> Any:
-        rt = self.runtime()
-        return {
-            "uptime_s": time.time() - self.started,
-            "interfaces": {i.name: self.iface_state(i, rt[i.name])
-                           for i in self.cfg.enabled_interfaces},
-            "last_apply_ms": self.last_apply.seconds * 1000 if self.last_apply else None,
-        }
 
     # ------------------------------------------------------------ lifecycle
     async def run(self, ready: Callable[[], None] | None = None) -> None:
@@ -554,7 +456,7 @@ class Daemon:
         await self.control.close()
         try:
             await self.kernel(self._k_remove)
-            await self.kernel(self._k_remove_groups)
+            await self.kernel(self.use.remove)
         finally:
             self._executor.shutdown(wait=True)
             try:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ..config.model import Interface
 from ..kernel.nft import chain_rules_with_counters, set_networks
 from ..plan.compile import user_set
+from ..plan.state import IfaceRuntime
 from ..report import data
 from ..report.explain import explain
+from ..track.machine import Status
 from .control import ControlError
 
 if TYPE_CHECKING:
@@ -17,14 +21,49 @@ if TYPE_CHECKING:
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
+def iface_state(daemon: Daemon, iface: Interface, rt: IfaceRuntime) -> dict[str, Any]:
+    """One interface as ``state`` reports it (schema in docs/cli-json.md)."""
+    s = daemon.status[iface.name]
+    tracker = daemon.trackers.get(iface.name)
+    out: dict[str, Any] = {
+        "device": iface.device, "family": iface.family,
+        "online": rt.online, "up": rt.up, "admin_up": s.admin_up, "carrier": s.carrier,
+        "online_since": s.online_since if rt.online else None,
+        "offline_since": s.offline_since, "up_since": s.up_since,
+        "gateway": rt.gateway, "addresses": list(rt.addresses),
+        "events": [list(e) for e in s.events],
+    }
+    if tracker is not None:
+        out.update(tracker.snapshot())
+    else:
+        out.update({"tracking": "disabled",
+                    "status": Status.ONLINE.value if rt.online else
+                    (Status.OFFLINE.value if rt.up else Status.DISABLED.value),
+                    "score": None, "lost": None, "turn": None, "last_test": None,
+                    "targets": [], "probes_sent": 0, "probes_lost": 0, "history": []})
+    if not rt.up and out["status"] != Status.DISABLED.value:
+        out["status"] = Status.DISABLED.value if not s.admin_up else Status.OFFLINE.value
+    return out
+
+
 def handlers(daemon: Daemon) -> dict[str, Handler]:
+    async def state(args: dict[str, Any]) -> Any:
+        rt = daemon.runtime()
+        last = daemon.last_apply
+        return {
+            "uptime_s": time.time() - daemon.started,
+            "interfaces": {i.name: iface_state(daemon, i, rt[i.name])
+                           for i in daemon.cfg.enabled_interfaces},
+            "last_apply_ms": last.seconds * 1000 if last else None,
+        }
+
     async def report(args: dict[str, Any]) -> Any:
-        state = await daemon.control.handlers["state"]({})
+        st = await state({})
         nft_rules = await daemon.kernel(
             lambda: chain_rules_with_counters(daemon._k_applier().nft, "rules"))
         runtime = daemon.runtime()
         return {
-            **state,
+            **st,
             "policies": data.policies(daemon.cfg, runtime),
             "connected": data.connected(daemon.cfg, daemon.facts),
             "rules": data.rule_counters(daemon.cfg, nft_rules),
@@ -47,4 +86,4 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
         except (KeyError, ValueError) as exc:
             raise ControlError(f"bad explain arguments: {exc}") from None
 
-    return {"report": report, "explain": do_explain}
+    return {"state": state, "report": report, "explain": do_explain}
