@@ -386,6 +386,8 @@ class Daemon:
         keys = ("web_enabled", "web_listen", "web_port", "web_cert", "web_key")
         if old is not None and self.web is not None and all(
                 getattr(old.globals, k) == getattr(g, k) for k in keys):
+            if old.globals.web_password_hash != g.web_password_hash:
+                self.web.sessions.clear()  # a new password logs everyone out
             return
         if self.web is not None:
             await self.web.close()
