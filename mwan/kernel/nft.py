@@ -98,7 +98,8 @@ class NftApplier:
                 chains[o["chain"]["name"]] = "?"
             elif "set" in o:
                 s = o["set"]
-                sets[s["name"]] = NftSet(s["name"], s["type"], tuple(s.get("flags", ())),
+                kind = tuple(s["type"]) if isinstance(s["type"], list) else s["type"]
+                sets[s["name"]] = NftSet(s["name"], kind, tuple(s.get("flags", ())),
                                          s.get("timeout"), elements=("?",))
         return chains, sets
 

@@ -36,8 +36,9 @@ def sticky_chain(rule: str, family: Family) -> str:
     return f"sticky_{rule}_{SUFFIX[family]}"
 
 
-def sticky_set(rule: str, ident: int, family: Family) -> str:
-    return f"sticky_{rule}_{ident}_{SUFFIX[family]}"
+def sticky_set(rule: str, family: Family) -> str:
+    """``source . mark`` with timeouts (mwan3: the ``mwan3_sticky_v4_RULE`` ipset)."""
+    return f"sticky_{SUFFIX[family]}_{rule}"
 
 
 def user_set(name: str, family: Family) -> str:

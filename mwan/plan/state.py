@@ -83,7 +83,7 @@ class NftSet:
     """
 
     name: str
-    type: str  # "ipv4_addr", "ipv6_addr", "ifname"
+    type: str | tuple[str, ...]  # "ipv4_addr", "ipv6_addr"; a tuple: a concatenation
     flags: tuple[str, ...] = ()
     timeout: int | None = None
     elements: tuple[Any, ...] | None = ()
@@ -91,14 +91,15 @@ class NftSet:
 
     def definition(self) -> dict[str, Any]:
         d: dict[str, Any] = {"family": TABLE_FAMILY, "table": TABLE_NAME, "name": self.name,
-                             "type": self.type}
+                             "type": list(self.type) if isinstance(self.type, tuple)
+                             else self.type}
         if self.flags:
             d["flags"] = list(self.flags)
         if self.timeout is not None:
             d["timeout"] = self.timeout
         return d
 
-    def shape(self) -> tuple[str, tuple[str, ...], int | None]:
+    def shape(self) -> tuple[str | tuple[str, ...], tuple[str, ...], int | None]:
         """What cannot change in place (a change means delete and re-create)."""
         return (self.type, tuple(sorted(self.flags)), self.timeout)
 

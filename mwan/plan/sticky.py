@@ -35,39 +35,51 @@ def policy_members(cfg: Config, policy: str, family: Family) -> list[int]:
     return out
 
 
+def constant_mark(value: int) -> Any:
+    """``meta mark & 0 | value``: a constant of type mark.
+
+    nft 1.0.6 refuses a bare constant inside a concatenated lookup key
+    ("Can't parse symbolic invalid expressions"); this expression has the
+    mark type and always evaluates to ``value``.
+    """
+    return {"|": [X.band(X.meta("mark"), 0), value]}
+
+
 def sticky_static(cfg: Config, space: MarkSpace) -> tuple[list[NftChain], list[NftSet]]:
     """Sticky rules: a source seen within ``timeout`` keeps its WAN while that WAN is online.
 
-    Per sticky rule and family: one address set with timeouts per member
-    interface, and a chain that (1) looks the source up in each member's set
-    and, if found, jumps to a small gate chain per (policy, member) that marks
-    the connection only if that member is online now (:func:`sticky_gates`);
-    (2) otherwise asks the policy; (3) records the source in the chosen
-    member's set.  These chains depend only on the config, so an interface
-    going up or down rewrites just its gate chains (one rule each).
+    Per sticky rule and family, one set of ``source . mark`` with timeouts,
+    as mwan3's ``hash:ip,mark`` ipset, and a chain that (1) looks the source
+    up with each member's mark and, if found, jumps to a small gate chain per
+    (policy, member) that marks the connection only if that member is online
+    now (:func:`sticky_gates`); (2) otherwise asks the policy; (3) records
+    ``source . chosen mark``, one rule for every member.  These depend only
+    on the config, so an interface going up or down rewrites just its gate
+    chains (one rule each).
     """
     chains, sets = [], []
     mask = space.mask
+    mark = X.band(X.meta("mark"), mask)
     for rule in cfg.rules:
         if not rule.sticky or rule.use_policy in SPECIAL_POLICIES:
             continue
         for fam in rule.families():
             saddr = X.payload(IP_PROTO[fam], "saddr")
             ids = policy_members(cfg, rule.use_policy, fam)
+            name = sticky_set(rule.name, fam)
+            sets.append(NftSet(name, (ADDR_TYPE[fam], "mark"), ("timeout",),
+                               timeout=rule.timeout, elements=None))
             body: list[tuple[Any, ...]] = []
             for ident in ids:
-                name = sticky_set(rule.name, ident, fam)
-                sets.append(NftSet(name, ADDR_TYPE[fam], ("timeout",), timeout=rule.timeout,
-                                   elements=None))
-                body.append((X.match(X.band(X.meta("mark"), mask), 0),
-                             X.match(saddr, X.set_ref(name)),
+                key = {"concat": [saddr, constant_mark(space.mark(ident))]}
+                body.append((X.match(mark, 0), X.match(key, X.set_ref(name)),
                              X.jump(sticky_gate_chain(rule.use_policy, ident, fam))))
-            body.append((X.match(X.band(X.meta("mark"), mask), 0),
-                         X.jump(policy_chain(rule.use_policy, fam))))
-            for ident in ids:
-                name = sticky_set(rule.name, ident, fam)
-                update = {"set": {"op": "update", "elem": saddr, "set": X.set_ref(name)}}
-                body.append((X.match(X.band(X.meta("mark"), mask), space.mark(ident)), update))
+            body.append((X.match(mark, 0), X.jump(policy_chain(rule.use_policy, fam))))
+            if ids:
+                members = {"set": [space.mark(i) for i in ids]}
+                update = {"set": {"op": "update", "elem": {"concat": [saddr, mark]},
+                                  "set": X.set_ref(name)}}
+                body.append((X.match(mark, members), update))
             chains.append(NftChain(sticky_chain(rule.name, fam), tuple(body)))
     return chains, sets
 

@@ -229,6 +229,20 @@ def test_sticky_keeps_source_on_one_wan(lab: Lab, mwan: Callable[[str], MwanRout
     assert spread.ok == 20 and len(spread.wans) == 2, spread.wans
 
 
+def test_sticky_source_moves_when_its_wan_goes_down(lab: Lab,
+                                                    mwan: Callable[[str], MwanRouter]) -> None:
+    m = mwan(config(lab, rule("https", "even", proto="tcp", dest_port="443", sticky="1")))
+    srv = lab.server_addr(4)
+    first = lab.connect_many(client(lab), srv, 443, count=10, concurrency=1)
+    assert first.ok == 10 and len(first.wans) == 1, first.wans
+    (stuck,) = first.wans
+    m.cli("ifdown", "wan" if stuck == 1 else "wanb")
+    moved = lab.connect_many(client(lab), srv, 443, count=10, concurrency=1)
+    assert moved.wans == {3 - stuck: 10}, moved.wans  # to the other WAN, and sticks there
+    elems = lab.exec(lab.router, "nft", "list", "set", "inet", "mwan", "sticky_v4_https").stdout
+    assert lab.client_addr(1) in elems and "expires" in elems, elems
+
+
 # ---------------------------------------------------------------- last resort
 
 @pytest.mark.parametrize("last_resort", ["unreachable", "blackhole", "default"])
