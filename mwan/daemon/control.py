@@ -36,6 +36,18 @@ def socket_path(run_dir: str) -> str:
     return os.path.join(run_dir, SOCKET_NAME)
 
 
+def exchange_line(s: socket.socket, message: dict[str, Any]) -> bytes:
+    """Send one JSON line on a connected socket and read one line back (b"" if none)."""
+    s.sendall(json.dumps(message).encode() + b"\n")
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
 def call(run_dir: str, cmd: str, timeout: float = 30.0, **args: Any) -> Any:
     """Send one command to the daemon and return its result (blocking)."""
     path = socket_path(run_dir)
@@ -50,13 +62,7 @@ def call(run_dir: str, cmd: str, timeout: float = 30.0, **args: Any) -> Any:
             raise NotRunning(f"mwan is not running (stale control socket at {path})") from None
         except PermissionError:
             raise ControlError(f"permission denied on {path}: run this as root") from None
-        s.sendall(json.dumps({"cmd": cmd, "args": args}).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
+        buf = exchange_line(s, {"cmd": cmd, "args": args})
     finally:
         s.close()
     if not buf:

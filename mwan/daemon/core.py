@@ -166,7 +166,7 @@ class Daemon:
     def mark_of(self, iface: Interface) -> int:
         return MarkSpace(self.cfg.globals.mmx_mask).mark(iface.id)
 
-    def _source_of(self, iface: Interface) -> str | None:
+    def source_of(self, iface: Interface) -> str | None:
         addrs = addresses_for(iface, self.facts)
         return addrs[0] if addrs else None
 
@@ -181,7 +181,7 @@ class Daemon:
         for name, iface in wanted.items():
             if name not in self.trackers:
                 tr = Tracker(iface, self.mark_of(iface),
-                             lambda iface=iface: self._source_of(iface),  # type: ignore[misc]
+                             lambda iface=iface: self.source_of(iface),  # type: ignore[misc]
                              self._on_track_step)
                 self.trackers[name] = tr
                 new.append(tr)

@@ -27,6 +27,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from mwan.daemon.control import exchange_line
 from mwan.lab.forward import Forwarder
 from mwan.lab.lab import Lab
 from mwan.lab.netns import ns_argv
@@ -180,13 +181,7 @@ def request(sd: StateDir, cmd: str, timeout: float = 60, **kw: Any) -> dict[str,
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(str(sd.socket))
-        s.sendall(json.dumps({"cmd": cmd, **kw}).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
+        buf = exchange_line(s, {"cmd": cmd, **kw})
     return dict(json.loads(buf or b'{"ok": false, "error": "no answer"}'))
 
 

@@ -285,7 +285,7 @@ class WebServer:
         iface = self.daemon.cfg.interface(name)
         ipaddress.ip_address(target)
         count = max(1, min(count, 10))
-        source = self.daemon._source_of(iface)
+        source = self.daemon.source_of(iface)
         spec = ProbeSpec(method="ping", family=iface.family, device=iface.device, source=source,
                          mark=self.daemon.mark_of(iface), count=count, timeout=1.0)
         res = await probe(spec, target)
