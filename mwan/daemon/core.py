@@ -72,6 +72,7 @@ class Daemon:
         self.transitions: Counter[tuple[str, str]] = Counter()
         self.apply_listeners: list[Callable[[ApplyResult], None]] = []
         self.web: Any = None
+        self._web_failed: tuple[tuple[str, ...], str] | None = None  # (addresses then, why)
         self._config_lock = asyncio.Lock()
         self.use = UseGroups(run_dir)
         self.control = ControlServer(run_dir, {
@@ -254,6 +255,7 @@ class Daemon:
                 self.desired = desired
                 for listener in self.apply_listeners:
                     listener(self.last_apply)
+                await self._retry_web()
                 resume, self._resume_after_apply = self._resume_after_apply, []
                 for tracker, reason in resume:
                     if self.trackers.get(tracker.iface.name) is tracker:
@@ -398,10 +400,20 @@ class Daemon:
             from ..web.server import WebServer
             web = WebServer(self)
             await web.start()
-            self.web = web
+            self.web, self._web_failed = web, None
         except (OSError, ValueError, RuntimeError) as exc:  # a port in use, a bad cert:
-            # the web UI must never take routing down
-            log.error("web UI not started: %s", exc)
+            # the web UI must never take routing down; the next address change retries
+            self._web_failed = (tuple(a.address for a in self.facts.addresses), str(exc))
+            log.error("web UI not started: %s (will retry when the router's addresses change)",
+                      exc)
+
+    async def _retry_web(self) -> None:
+        """The web UI could not listen (its address was not there yet): retry on a change."""
+        if self.web is not None or self._web_failed is None or not self.cfg.globals.web_enabled:
+            return
+        if tuple(a.address for a in self.facts.addresses) != self._web_failed[0]:
+            self._web_failed = None
+            await self._sync_web(None)
 
     async def _cmd_use(self, args: dict[str, Any]) -> Any:
         iface = self._iface_arg(args)

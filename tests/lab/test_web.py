@@ -308,3 +308,27 @@ def test_ui_in_chromium(web: Web) -> None:
             raise
         finally:
             d.quit()
+
+
+def test_web_ui_starts_once_its_address_appears(lab: Lab) -> None:
+    """Configured for an address the router does not have yet: it listens once it appears."""
+    later = "192.168.1.99"
+    head = (f"config globals 'globals'\n\toption web_enabled '1'\n\tlist web_listen '{later}'\n"
+            f"\toption web_password_hash '{hash_password(PASSWORD)}'\n")
+    with MwanRouter(lab, head + lab_interfaces(lab, ipv6=False) + TAIL) as r:
+        r.start()
+        assert "will retry" in r.log()
+        url = f"http://{later}:8086/login"
+
+        def code() -> str:
+            return lab.exec(lab.client_ns(1), "curl", "-s", "-o", "/dev/null", "-w",
+                            "%{http_code}", "--max-time", "2", url, check=False).stdout
+
+        assert code() != "200"
+        dev = lab.exec(lab.router, "ip", "-o", "-4", "addr", "show", "to",
+                       lab.lan_gateway(4)).stdout.split()[1]
+        lab.ip(lab.router, "addr", "add", f"{later}/24", "dev", dev)
+        deadline = time.monotonic() + 10
+        while code() != "200":
+            assert time.monotonic() < deadline, r.log()
+            time.sleep(0.2)
