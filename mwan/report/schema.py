@@ -41,10 +41,12 @@ INTERFACE = _obj({
     "score": INT_OR_NULL, "lost": INT_OR_NULL, "turn": INT_OR_NULL, "last_test": NUM_OR_NULL,
     "targets": {"type": "array", "items": TARGET},
     "probes_sent": {"type": "integer"}, "probes_lost": {"type": "integer"},
-    "events": {"type": "array", "items": {"type": "array", "prefixItems": [NUM, STR],
-                                          "minItems": 2, "maxItems": 2}},
-    "history": {"type": "array", "items": {"type": "array", "prefixItems": [
-        NUM, NUM_OR_NULL, NUM_OR_NULL, STR], "minItems": 4, "maxItems": 4}},
+    # [time, "event: reason"]
+    "events": {"type": "array", "items": {"type": "array", "items": {
+        "type": ["number", "string"]}, "minItems": 2, "maxItems": 2}},
+    # [time, mean latency ms or null, mean loss % or null, status]
+    "history": {"type": "array", "items": {"type": "array", "items": {
+        "type": ["number", "string", "null"]}, "minItems": 4, "maxItems": 4}},
 })
 
 LAST_RESORT = {"enum": ["unreachable", "blackhole", "default"]}

@@ -22,6 +22,8 @@ def _get(summary: str, ref: str | None = None, params: list[dict[str, Any]] | No
         "401": {"$ref": "#/components/responses/LoginRequired"}}}
     if params:
         op["parameters"] = params
+        op["responses"]["400"] = {"description": "a bad parameter", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     return {"get": op}
 
 
@@ -90,6 +92,8 @@ SPEC: dict[str, Any] = {
         "responses": {"LoginRequired": {"description": "no session: log in first"}},
         "schemas": {
             **SCHEMAS,
+            "Error": {"type": "object", "required": ["error"],
+                      "properties": {"error": {"type": "string"}}},
             "ConfigErrors": {"type": "object", "properties": {
                 "applied": {"type": "boolean"},
                 "errors": {"type": "array", "items": {"type": "object", "properties": {

@@ -184,6 +184,9 @@ class WebServer:
     async def login(self, request: web.Request) -> web.StreamResponse:
         peer = request.remote or "?"
         now = time.monotonic()
+        if len(self._failures) > 1000:  # forget clients that stopped trying
+            self._failures = {p: ts for p, ts in self._failures.items()
+                              if ts and now - ts[-1] < 60}
         recent = [t for t in self._failures.get(peer, []) if now - t < 60]
         self._failures[peer] = recent
         if len(recent) >= 10:
@@ -213,8 +216,9 @@ class WebServer:
         return rep
 
     def events(self, limit: int = 200) -> list[dict[str, Any]]:
+        recent = list(self.daemon.event_log)[-limit:] if limit > 0 else []
         return [{"time": t, "interface": i, "action": a, "reason": r}
-                for t, i, a, r in list(self.daemon.event_log)[-limit:]][::-1]
+                for t, i, a, r in reversed(recent)]
 
     # ------------------------------------------------------------ pages
     def _page(self, name: str) -> Handler:
@@ -305,7 +309,11 @@ class WebServer:
         return handler
 
     async def api_events(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"events": self.events(int(request.query.get("limit", 200)))})
+        try:
+            limit = max(0, min(int(request.query.get("limit", 200)), 1000))
+        except ValueError:
+            return web.json_response({"error": "limit must be a whole number"}, status=400)
+        return web.json_response({"events": self.events(limit)})
 
     async def api_explain(self, request: web.Request) -> web.StreamResponse:
         try:
