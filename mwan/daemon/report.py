@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config.model import Interface
 from ..kernel.nft import chain_rules_with_counters, set_networks
-from ..plan.compile import user_set
+from ..plan.names import user_set
 from ..plan.state import IfaceRuntime
 from ..report import data
 from ..report.explain import explain

@@ -73,7 +73,7 @@ class NftApplier:
             raise NftError(f"nft refused the batch: {err.strip() or out}")
         return out
 
-    def list(self, kind: str, name: str | None = None) -> list[dict[str, Any]] | None:
+    def listing(self, kind: str, name: str | None = None) -> list[dict[str, Any]] | None:
         """List the table (or one chain/set of it); None if it does not exist."""
         obj: dict[str, Any] = {"family": TABLE_FAMILY}
         if kind == "table":
@@ -86,7 +86,7 @@ class NftApplier:
         return out["nftables"]  # type: ignore[no-any-return]
 
     def list_table(self) -> list[dict[str, Any]] | None:
-        return self.list("table")
+        return self.listing("table")
 
     def _load_kernel_state(self) -> tuple[dict[str, NftChain | str], dict[str, NftSet]]:
         """What exists now; every existing chain counts as changed."""
@@ -185,7 +185,7 @@ class NftApplier:
 
 def chain_rules_with_counters(applier: NftApplier, chain: str) -> list[dict[str, Any]]:
     """The rules of one chain as listed (with counter values and comments)."""
-    objs = applier.list("chain", chain) or []
+    objs = applier.listing("chain", chain) or []
     return [o["rule"] for o in objs if "rule" in o]
 
 
@@ -195,7 +195,7 @@ def describe(chain: NftChain) -> str:  # pragma: no cover - debugging aid
 
 def set_networks(applier: NftApplier, name: str) -> list[str] | None:
     """The addresses/networks in one set of the table, as CIDR strings (None: no such set)."""
-    objs = applier.list("set", name)
+    objs = applier.listing("set", name)
     if objs is None:
         return None
     out: list[str] = []

@@ -131,9 +131,9 @@ class Routing:
     def facts(self, lookup_tables: Iterable[int] = ()) -> KernelFacts:
         routes: list[RouteInfo] = []
         for fam in ("ipv4", "ipv6"):
-            routes += self.read_routes(fam, RT_TABLE_MAIN)  # type: ignore[arg-type]
+            routes += self.read_routes(fam, RT_TABLE_MAIN)
             for t in lookup_tables:
-                routes += self.read_routes(fam, t)  # type: ignore[arg-type]
+                routes += self.read_routes(fam, t)
         return KernelFacts(routes=tuple(routes), addresses=tuple(self.read_addresses()),
                            devices=tuple(sorted(self.devices())))
 
@@ -214,7 +214,7 @@ class Routing:
                     continue
                 dst = a.get("RTA_DST")
                 out.add(Route(
-                    table=t, family=fam,  # type: ignore[arg-type]
+                    table=t, family=fam,
                     dst="default" if dst is None else f"{dst}/{msg['dst_len']}",
                     dev=self._name(a.get("RTA_OIF")), gateway=a.get("RTA_GATEWAY"),
                     prefsrc=a.get("RTA_PREFSRC"), metric=a.get("RTA_PRIORITY"),

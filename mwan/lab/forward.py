@@ -81,7 +81,7 @@ class Forwarder:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         loop = asyncio.get_running_loop()
         up_writer: asyncio.StreamWriter | None = None
         try:
@@ -99,7 +99,7 @@ class Forwarder:
             for w in (writer, up_writer):
                 if w is not None:
                     w.close()
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
 
     @staticmethod
     async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
