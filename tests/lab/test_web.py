@@ -304,6 +304,15 @@ def test_ui_in_chromium(web: Web) -> None:
             d.find_element(By.CSS_SELECTOR, "#ping-form button").click()
             _wait(lambda: "3/3 answered" in d.find_element(By.ID, "ping-result").text, 10,
                   "the ping through wan")
+
+            # ifdown / ifup from the overview's buttons
+            d.get(base + "/")
+            _wait(lambda: d.find_elements(By.ID, "ifdown-wanb"), 5, "the ifdown button")
+            d.find_element(By.ID, "ifdown-wanb").click()
+            _wait(lambda: row_status(d, "wanb") == "disabled", 5, "wanb taken down")
+            assert "interface wanb is disabled" in web.router.cli("interfaces").stdout
+            d.find_element(By.ID, "ifup-wanb").click()
+            _wait(lambda: row_status(d, "wanb") == "online", 10, "wanb back")
         except Exception:
             print(d.current_url, d.page_source[:3000])
             raise
