@@ -307,11 +307,11 @@ def test_ui_in_chromium(web: Web) -> None:
 
             # ifdown / ifup from the overview's buttons
             d.get(base + "/")
-            _wait(lambda: d.find_elements(By.ID, "ifdown-wanb"), 5, "the ifdown button")
-            d.find_element(By.ID, "ifdown-wanb").click()
+            # the live refresh may swap the button between finding and clicking: retry
+            _wait(lambda: d.find_element(By.ID, "ifdown-wanb").click() is None, 5, "ifdown")
             _wait(lambda: row_status(d, "wanb") == "disabled", 5, "wanb taken down")
             assert "interface wanb is disabled" in web.router.cli("interfaces").stdout
-            d.find_element(By.ID, "ifup-wanb").click()
+            _wait(lambda: d.find_element(By.ID, "ifup-wanb").click() is None, 5, "ifup")
             _wait(lambda: row_status(d, "wanb") == "online", 10, "wanb back")
         except Exception:
             print(d.current_url, d.page_source[:3000])
