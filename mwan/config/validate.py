@@ -444,11 +444,15 @@ def load_config(path: str, network_path: str = "/etc/config/network") -> Config:
         raise ConfigError([Problem(path, 0, None, None, f"cannot read: {exc.strerror}")]) from None
     except UnicodeDecodeError:
         raise ConfigError([Problem(path, 0, None, None, "not UTF-8 text")]) from None
-    devices: dict[str, str] = {}
+    return parse_config(text, path, read_network_devices(network_path))
+
+
+def read_network_devices(network_path: str) -> dict[str, str]:
+    """The devices named in the OpenWrt network file, if there is one (else none)."""
     if network_path and os.path.exists(network_path):
         try:
             with open(network_path, encoding="utf-8") as fh:
-                devices = network_devices_from(fh.read(), network_path)
+                return network_devices_from(fh.read(), network_path)
         except (OSError, UnicodeDecodeError):
-            devices = {}
-    return parse_config(text, path, devices)
+            pass
+    return {}

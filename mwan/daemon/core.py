@@ -24,7 +24,7 @@ from ..config.edit import write_atomic
 from ..config.errors import ConfigError
 from ..config.marks import MarkSpace
 from ..config.model import Config, InitialState, Interface
-from ..config.validate import load_config, network_devices_from, parse_config
+from ..config.validate import load_config, parse_config, read_network_devices
 from ..kernel.apply import ApplyResult, KernelApplier
 from ..plan.compile import ConfigPart, compile_plan, config_part
 from ..plan.state import Desired, IfaceRuntime, KernelFacts
@@ -357,22 +357,13 @@ class Daemon:
         await self._sync_web(old)
         return {"reloaded": self.config_path}
 
-    def network_devices(self) -> dict[str, str]:
-        if self.network_path and os.path.exists(self.network_path):
-            try:
-                with open(self.network_path, encoding="utf-8") as fh:
-                    return network_devices_from(fh.read(), self.network_path)
-            except (OSError, UnicodeDecodeError):
-                pass
-        return {}
-
     async def apply_config_text(self, text: str) -> None:
         """Validate ``text`` as the config, write it (atomically) and apply it.
 
         Raises ConfigError and changes nothing when it is not valid.
         """
         async with self._config_lock:
-            parse_config(text, self.config_path, self.network_devices())
+            parse_config(text, self.config_path, read_network_devices(self.network_path))
             with open(self.config_path, encoding="utf-8") as fh:  # noqa: ASYNC230 - tiny file
                 previous = fh.read()
             write_atomic(self.config_path, text)
