@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ..config.edit import EditError, add_section, delete_section, set_section
+from ..config.edit import EditError, Values, add_section, delete_section, set_section
 from ..config.errors import ConfigError, Problem
-from ..config.uci import parse_uci
+from ..config.uci import UciSection, parse_uci
 from ..daemon.control import ControlError
 from . import pages
 from .auth import Session
@@ -27,6 +27,37 @@ def session_of(request: web.Request) -> Session:
     from .server import SESSION_KEY
 
     return request[SESSION_KEY]
+
+
+def changed_options(sec: UciSection, form: dict[str, str]) -> dict[str, Values]:
+    """The options a section form changed (untouched ones keep their lines as written).
+
+    A list-capable option takes one value per line; one value where the file
+    had an ``option`` stays an ``option``.
+    """
+    lists = pages.list_options(sec.type)
+    out: dict[str, Values] = {}
+    for key, raw in form.items():
+        if not key.startswith("opt:"):
+            continue
+        name = key[4:]
+        current = sec.get(name)
+        shown = "" if current is None else (
+            "\n".join(current.values) if name in lists else current.value)
+        value = raw.replace("\r\n", "\n").strip()
+        if value == shown.strip():
+            continue
+        if name not in lists:
+            out[name] = value or None
+            continue
+        items = [v.strip() for v in value.splitlines() if v.strip()]
+        if not items:
+            out[name] = None
+        elif len(items) == 1 and (current is None or current.kind == "option"):
+            out[name] = items[0]
+        else:
+            out[name] = items
+    return out
 
 
 class ConfigEditor:
@@ -76,19 +107,7 @@ class ConfigEditor:
             sec = next(s for s in parse_uci(text, self.server.daemon.config_path) if s.name == name)
         except StopIteration:
             raise web.HTTPBadRequest(text=f"no section {name!r}") from None
-        options: dict[str, str | list[str] | None] = {}
-        for key, value in form.items():
-            if not key.startswith("opt:"):
-                continue
-            opt = key[4:]
-            if opt in pages.list_options(sec.type):
-                items = [v.strip() for v in value.replace(",", "\n").splitlines() if v.strip()]
-                options[opt] = items or None
-            else:
-                options[opt] = value.strip() or None
-        new_opt, new_val = form.get("new_option", "").strip(), form.get("new_value", "").strip()
-        if new_opt:
-            options[new_opt] = [new_val] if new_opt in pages.list_options(sec.type) else new_val
+        options = changed_options(sec, form)
         try:
             candidate = set_section(text, name, options, self.server.daemon.config_path)
         except (EditError, ValueError) as exc:

@@ -146,3 +146,22 @@ def test_report_schemas_are_valid_json_schemas_and_in_the_openapi_spec() -> None
     refs = [op["get"]["responses"]["200"]["content"]["application/json"]["schema"]
             for path, op in SPEC["paths"].items() if path.startswith("/api/") and "get" in op]
     assert {"$ref": "#/components/schemas/status"} in refs
+
+
+def test_section_form_writes_only_what_changed() -> None:
+    from mwan.web.editor import changed_options
+
+    text = SAMPLE + ("config rule 'web'\n\toption dest_port '80,443'\n\toption proto 'tcp'\n"
+                     "\toption use_policy 'balanced'\n")
+    sec = {s.name: s for s in parse_uci(text)}
+    form = {"section": "wan", "csrf": "x", "opt:enabled": "1", "opt:reliability": "1",
+            "opt:track_ip": "198.51.100.1\r\n198.51.100.2\r\n", "opt:count": ""}
+    assert changed_options(sec["wan"], form) == {}
+    form["opt:track_ip"] = "198.51.100.1\n203.0.113.9"
+    form["opt:count"] = "3"
+    assert changed_options(sec["wan"], form) == {"track_ip": ["198.51.100.1", "203.0.113.9"],
+                                                 "count": "3"}
+    web_form = {"opt:dest_port": "80,443", "opt:proto": "udp", "opt:sticky": ""}
+    assert changed_options(sec["web"], web_form) == {"proto": "udp"}
+    assert changed_options(sec["web"], {"opt:dest_port": "8080"}) == {"dest_port": "8080"}
+    assert changed_options(sec["web"], {"opt:dest_port": ""}) == {"dest_port": None}
