@@ -368,3 +368,28 @@ def test_api_holds_to_its_openapi_spec_under_schemathesis(web: Web, tmp_path: Pa
                              "response_schema_conformance,content_type_conformance",
                        "-n", "30", "--no-color", check=False, timeout=300)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+
+
+def test_tls_sets_secure_cookies(lab: Lab, tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    lab.exec(lab.router, "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+             "1", "-subj", f"/CN={lab.lan_gateway(4)}", "-keyout", str(key), "-out", str(cert))
+    head = (f"config globals 'globals'\n\toption web_enabled '1'\n"
+            f"\tlist web_listen '{lab.lan_gateway(4)}'\n"
+            f"\toption web_password_hash '{hash_password(PASSWORD)}'\n"
+            f"\toption web_cert '{cert}'\n\toption web_key '{key}'\n")
+    with MwanRouter(lab, head + lab_interfaces(lab, ipv6=False) + TAIL) as r:
+        r.start()
+        base = f"https://{lab.lan_gateway(4)}:8086"
+        res = lab.exec(lab.client_ns(1), "curl", "-s", "-k", "-D", "-", "-o", "/dev/null",
+                       "-d", f"password={PASSWORD}", f"{base}/login", check=False)
+        assert " 303 " in res.stdout.splitlines()[0], res.stdout + r.log()
+        cookie = next(h for h in res.stdout.splitlines() if h.lower().startswith("set-cookie"))
+        flags = {f.strip().lower() for f in cookie.split(";")}
+        assert {"httponly", "secure", "samesite=strict", "path=/"} <= flags, cookie
+        plain = lab.exec(lab.client_ns(1), "curl", "-s", "--max-time", "3", "-o", "/dev/null",
+                         "-w", "%{http_code}", f"http://{lab.lan_gateway(4)}:8086/login",
+                         check=False).stdout
+        assert plain != "200"  # no plain HTTP beside TLS
