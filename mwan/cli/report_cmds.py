@@ -15,7 +15,8 @@ from ..report import text
 Add = Callable[..., argparse.ArgumentParser]
 
 
-def _ask(args: argparse.Namespace, cmd: str, **kw: Any) -> Any:
+def ask(args: argparse.Namespace, cmd: str, **kw: Any) -> Any:
+    """The daemon's answer to one command, or None after saying on stderr why there is none."""
     try:
         return call(args.run_dir, cmd, **kw)
     except NotRunning as exc:
@@ -59,7 +60,7 @@ def _show(args: argparse.Namespace, render: Callable[[dict[str, Any]], str],
         except (NotRunning, PermissionError, ControlError):
             report = kernel_report(args)
     else:
-        report = _ask(args, "report")
+        report = ask(args, "report")
     if report is None:
         return 1
     if args.json:
@@ -92,7 +93,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return _show(args, lambda r: text.status(r, time.time()), lambda r: r)
     try:
         while True:
-            report = _ask(args, "report")
+            report = ask(args, "report")
             if report is None:
                 return 1
             out = json.dumps(report, sort_keys=True) if args.json \
@@ -105,7 +106,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    res = _ask(args, "explain", src=args.src, dst=args.dst, proto=args.proto,
+    res = ask(args, "explain", src=args.src, dst=args.dst, proto=args.proto,
                sport=args.sport, dport=args.dport)
     if res is None:
         return 1

@@ -13,8 +13,8 @@ import os
 import sys
 from collections.abc import Callable
 
-from ..daemon.control import ControlError, NotRunning, call
 from ..kernel import cgroups
+from .report_cmds import ask
 
 
 def cmd_use(args: argparse.Namespace) -> int:
@@ -24,16 +24,8 @@ def cmd_use(args: argparse.Namespace) -> int:
     if not command:
         print("usage: mwan3 use IFACE CMD [ARGS...]", file=sys.stderr)
         return 2
-    try:
-        info = call(args.run_dir, "use", interface=args.interface)
-    except NotRunning as exc:
-        print(f"{exc}; 'mwan3 use' needs the daemon (mwan3 start)", file=sys.stderr)
-        return 1
-    except PermissionError:
-        print(f"not allowed to talk to mwan in {args.run_dir} (root only)", file=sys.stderr)
-        return 1
-    except ControlError as exc:
-        print(str(exc), file=sys.stderr)
+    info = ask(args, "use", interface=args.interface)
+    if info is None:
         return 1
     if not info.get("online", True):
         print(f"warning: interface {info['interface']} is offline; its traffic may not get through",

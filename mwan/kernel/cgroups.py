@@ -133,11 +133,16 @@ def make_groups(run_dir: str, marks: dict[str, int]) -> dict[str, UseGroup]:
         except OSError as exc:
             raise CgroupError(str(exc)) from None
         out[name] = g
+    _remove_subgroups(base, mount.point, keep=set(out))
+    return out
+
+
+def _remove_subgroups(base: str, root: str, keep: set[str] | frozenset[str] = frozenset()
+                      ) -> None:
     for entry in os.listdir(base):
         path = os.path.join(base, entry)
-        if os.path.isdir(path) and entry not in out:
-            _remove_group(path, mount.point)
-    return out
+        if os.path.isdir(path) and entry not in keep:
+            _remove_group(path, root)
 
 
 def _remove_group(path: str, root: str) -> None:
@@ -157,19 +162,14 @@ def _remove_group(path: str, root: str) -> None:
 
 
 def remove_groups(run_dir: str) -> None:
-    m = first_mount(cgroup2_mounts())
-    if m is None:
-        try:
-            m = ensure_mounted()
-        except CgroupError:
-            return
+    try:
+        m = ensure_mounted()
+    except CgroupError:
+        return
     base = os.path.join(m.point, base_name(run_dir))
     if not os.path.isdir(base):
         return
-    for entry in os.listdir(base):
-        path = os.path.join(base, entry)
-        if os.path.isdir(path):
-            _remove_group(path, m.point)
+    _remove_subgroups(base, m.point)
     _remove_group(base, m.point)
 
 
