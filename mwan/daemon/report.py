@@ -58,16 +58,15 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
         }
 
     async def report(args: dict[str, Any]) -> Any:
+        """Everything ``status`` shows; ``{"rules": false}`` skips reading the nft counters."""
         st = await state({})
-        nft_rules = await daemon.kernel(
-            lambda: chain_rules_with_counters(daemon._k_applier().nft, "rules"))
-        runtime = daemon.runtime()
-        return {
-            **st,
-            "policies": data.policies(daemon.cfg, runtime),
-            "connected": data.connected(daemon.cfg, daemon.facts),
-            "rules": data.rule_counters(daemon.cfg, nft_rules),
-        }
+        out = {**st, "policies": data.policies(daemon.cfg, daemon.runtime()),
+               "connected": data.connected(daemon.cfg, daemon.facts)}
+        if args.get("rules", True):
+            nft_rules = await daemon.kernel(
+                lambda: chain_rules_with_counters(daemon._k_applier().nft, "rules"))
+            out["rules"] = data.rule_counters(daemon.cfg, nft_rules)
+        return out
 
     def k_ipsets() -> dict[str, list[str]]:
         nft = daemon._k_applier().nft

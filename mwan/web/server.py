@@ -211,8 +211,9 @@ class WebServer:
         return resp
 
     # ------------------------------------------------------------ data
-    async def report(self) -> dict[str, Any]:
-        rep: dict[str, Any] = await self.daemon.control.handlers["report"]({})
+    async def report(self, rules: bool = True) -> dict[str, Any]:
+        """The ``status`` report; without the nft rule counters when a page does not show them."""
+        rep: dict[str, Any] = await self.daemon.control.handlers["report"]({"rules": rules})
         return rep
 
     def events(self, limit: int = 200) -> list[dict[str, Any]]:
@@ -235,7 +236,7 @@ class WebServer:
     async def _render(self, name: str, session: auth.Session) -> str:
         if name == "log":
             return pages.log_body(self.events())
-        rep = await self.report()
+        rep = await self.report(rules=name == "rules")
         if name == "overview":
             return pages.overview_body(rep, self.events(20), time.time(), session.csrf)
         if name == "rules":
