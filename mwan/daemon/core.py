@@ -64,7 +64,8 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
         self._listeners: list[Callable[[str, str, str], None]] = []
         self.trackers: dict[str, Tracker] = {}
-        self._resume_after_apply: list[tuple[Tracker, str]] = []
+        # trackers to resume once the WAN's routes are back: (tracker, reason, online)
+        self._resume_after_apply: list[tuple[Tracker, str, bool | None]] = []
         self._hook_queue: asyncio.Queue[tuple[str, Interface, str]] = asyncio.Queue()
         self._part: tuple[Config, ConfigPart] | None = None  # the config-only part of the plan
         # the transitions of every interface, newest last (web UI log, metrics)
@@ -159,7 +160,7 @@ class Daemon:
                     continue
                 if carrier and st.admin_up:
                     # once the WAN's routes are back (after this apply), earn 'up' good rounds
-                    self._resume_after_apply.append((tracker, reason))
+                    self._resume_after_apply.append((tracker, reason, False))
                 elif not carrier:
                     tracker.pause(reason)
 
@@ -257,9 +258,9 @@ class Daemon:
                     listener(self.last_apply)
                 await self._retry_web()
                 resume, self._resume_after_apply = self._resume_after_apply, []
-                for tracker, reason in resume:
+                for tracker, reason, resume_online in resume:
                     if self.trackers.get(tracker.iface.name) is tracker:
-                        tracker.resume(reason, online=False)
+                        tracker.resume(reason, online=resume_online)
                 if self.last_apply.changed:
                     log.debug("apply took %.1f ms", self.last_apply.seconds * 1000)
             except Exception:
@@ -325,7 +326,9 @@ class Daemon:
         if tracker is None:
             self.set_online(iface.name, True, "mwan3 ifup")
         elif st.device_present and st.carrier:
-            tracker.resume("mwan3 ifup")
+            # probe once this apply has put the WAN's routes back: a round sent before
+            # it fails (issue 11 item 11); initial_state says online or earn `up` rounds
+            self._resume_after_apply.append((tracker, "mwan3 ifup", None))
         self.request_apply()
         await self.wait_applied()
         return {"interface": iface.name, "online": st.online}
