@@ -144,6 +144,9 @@ def _if_cmd(args: argparse.Namespace, cmd: str) -> int:
     except ControlError as exc:
         print(f"{cmd} {args.interface}: {exc}", file=sys.stderr)
         return 1
+    if result.get("waiting"):  # ifup of an interface whose device is missing or down
+        print(f"interface {result['interface']}: {result['waiting']}")
+        return 0
     state = "online" if result.get("online") else "offline"
     print(f"interface {result['interface']} is {state}")
     return 0

@@ -331,7 +331,15 @@ class Daemon:
             self._resume_after_apply.append((tracker, "mwan3 ifup", None))
         self.request_apply()
         await self.wait_applied()
-        return {"interface": iface.name, "online": st.online}
+        answer: dict[str, Any] = {"interface": iface.name,
+                                  "online": st.online and st.device_present and st.carrier}
+        if not st.device_present:
+            answer["waiting"] = (f"device {iface.device} does not exist; "
+                                 "it comes online when it appears")
+        elif not st.carrier:
+            answer["waiting"] = (f"device {iface.device} is down or has no carrier; "
+                                 "it comes online when its link is up")
+        return answer
 
     async def _cmd_ifdown(self, args: dict[str, Any]) -> Any:
         iface = self._iface_arg(args)
