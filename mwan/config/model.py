@@ -81,6 +81,10 @@ class Interface:
     up: int = 5
     down: int = 5
     flush_conntrack: tuple[str, ...] = ()
+    # flap dampening (mwan additions; off unless flap_threshold > 0)
+    flap_threshold: int = 0
+    flap_window: int = 60
+    flap_holddown: int = 120
     line: int = 0
 
     @property

@@ -48,7 +48,7 @@ INTERFACE_OPTIONS = {
     "track_port", "reliability", "count", "timeout", "interval", "failure_interval",
     "recovery_interval", "keep_failure_interval", "check_quality", "failure_latency",
     "recovery_latency", "failure_loss", "recovery_loss", "initial_state", "max_ttl", "size",
-    "up", "down", "flush_conntrack",
+    "up", "down", "flush_conntrack", "flap_threshold", "flap_window", "flap_holddown",
 }
 MEMBER_OPTIONS = {"interface", "metric", "weight"}
 POLICY_OPTIONS = {"use_member", "last_resort"}
@@ -222,8 +222,14 @@ def _read_interface(r: _Reader, ident: int, network_devices: Mapping[str, str]) 
         up=r.scalar("up", lambda t: F.read_int(t, 1, 1000), 5),
         down=r.scalar("down", lambda t: F.read_int(t, 1, 1000), 5),
         flush_conntrack=r.each("flush_conntrack", lambda t: F.read_choice(t, FLUSH_EVENTS)),
+        flap_threshold=r.scalar("flap_threshold", lambda t: F.read_int(t, 0, 1000), 0),
+        flap_window=r.scalar("flap_window", lambda t: F.read_int(t, 1, 86400), 60),
+        flap_holddown=r.scalar("flap_holddown", lambda t: F.read_int(t, 1, 86400), 120),
         line=r.section.line,
     )
+    if iface.flap_threshold == 1:
+        r.problem("flap_threshold", "1 would hold the interface down at its first transition; "
+                  "use 0 (off) or at least 2")
     if iface.check_quality:
         if iface.recovery_latency > iface.failure_latency:
             r.problem("recovery_latency", f"{iface.recovery_latency} ms is above failure_latency "

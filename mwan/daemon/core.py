@@ -28,6 +28,8 @@ from ..config.validate import load_config, parse_config, read_network_devices
 from ..kernel.apply import ApplyResult, KernelApplier
 from ..plan.compile import ConfigPart, compile_plan, config_part
 from ..plan.state import Desired, IfaceRuntime, KernelFacts
+from ..track import dampen
+from ..track.dampen import Change, Dampening, DampenParams
 from ..track.machine import Step
 from ..track.tracker import Tracker
 from . import hooks, netlink, report
@@ -36,6 +38,7 @@ from .ifstate import IfaceStatus, addresses_for, gateway_for
 from .use import UseGroups
 
 log = logging.getLogger("mwan")
+LOUD = {"dampened": logging.WARNING, "undampened": logging.WARNING}  # flap hold-downs
 T = TypeVar("T")
 
 
@@ -117,8 +120,13 @@ class Daemon:
         names = {i.name for i in self.cfg.enabled_interfaces}
         for name in list(self.status):
             if name not in names:
-                del self.status[name]
+                timer = self.status.pop(name).hold_timer
+                if timer is not None:
+                    timer.cancel()
         for iface in self.cfg.enabled_interfaces:
+            if iface.name in self.status and not DampenParams.of(iface).enabled:
+                self._release(iface, dampen.disable(self.status[iface.name].dampening),
+                              "dampening switched off")
             if iface.name not in self.status:
                 st = IfaceStatus(iface.name)
                 st.online = iface.initial_state == InitialState.ONLINE
@@ -134,7 +142,7 @@ class Daemon:
             st = self.status[iface.name]
             up = st.admin_up and st.device_present and st.carrier
             out[iface.name] = IfaceRuntime(
-                name=iface.name, up=up, online=up and st.online,
+                name=iface.name, up=up, online=up and st.online and not st.held,
                 gateway=gateway_for(iface, self.facts) if up else None,
                 addresses=addresses_for(iface, self.facts),
             )
@@ -155,6 +163,8 @@ class Daemon:
                           ("device gone" if not present else "carrier lost"))
                 st.up_since = now if carrier else None
                 self._event(iface, "ifup" if carrier else "ifdown", reason)
+                if not carrier:
+                    self._flap(iface, reason)
                 tracker = self.trackers.get(iface.name)
                 if tracker is None:
                     continue
@@ -218,7 +228,7 @@ class Daemon:
         del st.events[:-50]
         self.event_log.append((now, iface.name, action, reason))
         self.transitions[(iface.name, action)] += 1
-        log.info("interface %s %s (%s)", iface.name, action, reason)
+        log.log(LOUD.get(action, logging.INFO), "interface %s %s (%s)", iface.name, action, reason)
         for listener in self._listeners:
             listener(action, iface.name, iface.device)
         self._hook_queue.put_nowait((action, iface, reason))
@@ -234,7 +244,51 @@ class Daemon:
         else:
             st.offline_since, st.online_since = now, None
         self._event(self.cfg.interface(name), "connected" if online else "disconnected", reason)
+        if not online and st.admin_up and st.device_present and st.carrier:
+            self._flap(self.cfg.interface(name), reason)  # the tracker's verdict, link up
         self.request_apply()
+
+    def _flap(self, iface: Interface, reason: str) -> None:
+        """The interface went down (carrier or tracker): count it; hold it down past the limit."""
+        st, p = self.status[iface.name], DampenParams.of(iface)
+        st.dampening, change = dampen.record(p, st.dampening, time.time())
+        if change is not None:
+            self._event(iface, change.value, f"{p.threshold} flaps within {p.window:.0f} s, "
+                        f"out of service for {p.holddown:.0f} s after the last ({reason})")
+            self.request_apply()
+        if st.held and st.hold_timer is None:
+            self._hold_timer(iface.name)
+
+    def _hold_timer(self, name: str) -> None:
+        st = self.status[name]
+        delay = (st.dampening.held_until or 0) - time.time()
+        st.hold_timer = asyncio.get_running_loop().call_later(max(0.0, delay),
+                                                               self._hold_over, name)
+
+    def _hold_over(self, name: str) -> None:
+        st = self.status.get(name)
+        if st is None:
+            return
+        st.hold_timer = None
+        released = dampen.expire(st.dampening, time.time())
+        if released[1] is None:
+            self._hold_timer(name)  # a flap restarted the hold-down meanwhile
+            return
+        healthy = st.admin_up and st.device_present and st.carrier and st.online
+        self._release(self.cfg.interface(name), released,
+                      "hold-down over, back in service" if healthy else
+                      "hold-down over, not healthy: stays offline until it is")
+
+    def _release(self, iface: Interface, released: tuple[Dampening, Change | None],
+                 reason: str) -> None:
+        st = self.status[iface.name]
+        st.dampening = released[0]
+        if st.hold_timer is not None and not st.held:
+            st.hold_timer.cancel()
+            st.hold_timer = None
+        if released[1] is not None:
+            self._event(iface, released[1].value, reason)
+            self.request_apply()
 
     def request_apply(self) -> None:
         self._applied.clear()

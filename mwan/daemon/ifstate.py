@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from ..config.model import Interface
 from ..plan.state import KernelFacts
+from ..track.dampen import Dampening
 
 
 @dataclass
@@ -21,6 +23,13 @@ class IfaceStatus:
     offline_since: float | None = None
     up_since: float | None = None
     events: list[tuple[float, str]] = field(default_factory=list)
+    dampening: Dampening = field(default_factory=Dampening)  # flap_threshold's hold-down
+    hold_timer: asyncio.TimerHandle | None = None  # ends the hold-down
+
+    @property
+    def held(self) -> bool:
+        """Held down for flapping: out of service until the hold-down timer releases it."""
+        return self.dampening.held
 
 
 def gateway_for(iface: Interface, facts: KernelFacts) -> str | None:

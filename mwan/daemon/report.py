@@ -7,11 +7,13 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config.model import Interface
+from ..kernel.apply import ApplyResult
 from ..kernel.nft import chain_rules_with_counters, set_networks
 from ..plan.names import user_set
 from ..plan.state import IfaceRuntime
 from ..report import data
 from ..report.explain import explain
+from ..track.dampen import DampenParams
 from ..track.machine import Status
 from .control import ControlError
 
@@ -32,6 +34,8 @@ def iface_state(daemon: Daemon, iface: Interface, rt: IfaceRuntime) -> dict[str,
         "offline_since": s.offline_since, "up_since": s.up_since,
         "gateway": rt.gateway, "addresses": list(rt.addresses),
         "events": [list(e) for e in s.events],
+        "held_until": s.dampening.held_until,
+        "flaps": s.dampening.flaps(DampenParams.of(iface), time.time()),
     }
     if tracker is not None:
         out.update(tracker.snapshot())
@@ -47,6 +51,13 @@ def iface_state(daemon: Daemon, iface: Interface, rt: IfaceRuntime) -> dict[str,
 
 
 def handlers(daemon: Daemon) -> dict[str, Handler]:
+    applies = [0]  # applies done since start (they coalesce: far fewer than events)
+
+    def count_apply(result: ApplyResult) -> None:
+        applies[0] += 1
+
+    daemon.apply_listeners.append(count_apply)
+
     async def state(args: dict[str, Any]) -> Any:
         rt = daemon.runtime()
         last = daemon.last_apply
@@ -55,6 +66,7 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
             "interfaces": {i.name: iface_state(daemon, i, rt[i.name])
                            for i in daemon.cfg.enabled_interfaces},
             "last_apply_ms": last.seconds * 1000 if last else None,
+            "applies": applies[0],
         }
 
     async def report(args: dict[str, Any]) -> Any:

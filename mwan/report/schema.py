@@ -41,6 +41,8 @@ INTERFACE = _obj({
     "score": INT_OR_NULL, "lost": INT_OR_NULL, "turn": INT_OR_NULL, "last_test": NUM_OR_NULL,
     "targets": {"type": "array", "items": TARGET},
     "probes_sent": {"type": "integer"}, "probes_lost": {"type": "integer"},
+    # flap dampening: the end of the hold-down (null: not held), flaps within flap_window
+    "held_until": NUM_OR_NULL, "flaps": {"type": "integer"},
     # [time, "event: reason"]
     "events": {"type": "array", "items": {"type": "array", "items": {
         "type": ["number", "string"]}, "minItems": 2, "maxItems": 2}},
@@ -75,7 +77,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "rules": _obj({"rules": RULES}),
     "status": _obj({"interfaces": INTERFACES, "policies": PER_FAMILY_POLICIES,
                     "connected": CONNECTED, "rules": RULES, "uptime_s": NUM,
-                    "last_apply_ms": NUM_OR_NULL}),
+                    "last_apply_ms": NUM_OR_NULL, "applies": {"type": "integer"}}),
     "explain": _obj({
         "connection": STR, "family": {"enum": list(FAMILIES)}, "steps": STRS,
         "rule": STR_OR_NULL, "policy": STR_OR_NULL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 
@@ -11,6 +12,11 @@ def hms(seconds: float | None) -> str:
     return f"{s // 3600:02d}h:{s % 3600 // 60:02d}m:{s % 60:02d}s"
 
 
+def clock(t: float) -> str:
+    """A time of day, local time: ``14:03:27``."""
+    return time.strftime("%H:%M:%S", time.localtime(t))
+
+
 def interfaces(report: dict[str, Any], now: float) -> str:
     lines = ["Interface status:"]
     for name, st in report["interfaces"].items():
@@ -18,7 +24,11 @@ def interfaces(report: dict[str, Any], now: float) -> str:
         if not st.get("up") and tracking == "paused":
             tracking = "paused"
         status = st.get("status") or ("online" if st.get("online") else "offline")
-        if st.get("online"):
+        if st.get("held_until") is not None:
+            lines.append(f" interface {name} is held down (flapping) until "
+                         f"{clock(st['held_until'])} ({hms(st['held_until'] - now)} left)"
+                         f" and tracking is {tracking}")
+        elif st.get("online"):
             lines.append(f" interface {name} is online {hms(now - (st.get('online_since') or now))}"
                          f", uptime {hms(now - (st.get('up_since') or now))}"
                          f" and tracking is {tracking}")
