@@ -39,7 +39,7 @@ def _validate(args: argparse.Namespace) -> bool:
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     """Run in the foreground (for systemd); logs go to stderr."""
-    from ..daemon.core import Daemon
+    from ..daemon.core import Daemon, StartFailed
 
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
                         format=LOG_FORMAT, stream=sys.stderr)
@@ -59,7 +59,11 @@ def cmd_daemon(args: argparse.Namespace) -> int:
             os.write(ready_fd, b"ready\n")
             os.close(ready_fd)
 
-    asyncio.run(daemon.run(ready))
+    try:
+        asyncio.run(daemon.run(ready))
+    except StartFailed as exc:
+        logging.getLogger("mwan").error("%s; the kernel is left as it was", exc)
+        return 1
     return 0
 
 

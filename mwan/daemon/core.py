@@ -26,20 +26,30 @@ from ..config.marks import MarkSpace
 from ..config.model import Config, InitialState, Interface
 from ..config.validate import load_config, parse_config, read_network_devices
 from ..kernel.apply import ApplyResult, KernelApplier
+from ..kernel.nft import CheckError
+from ..kernel.nftmon import NftMonitor, own_thread_id
 from ..plan.compile import ConfigPart, compile_plan, config_part
-from ..plan.state import Desired, IfaceRuntime, KernelFacts
+from ..plan.state import TABLE_NAME, Desired, IfaceRuntime, KernelFacts
 from ..track import dampen
 from ..track.dampen import Change, Dampening, DampenParams
 from ..track.machine import Step
 from ..track.tracker import Tracker
-from . import hooks, netlink, report
+from . import adopt, hooks, netlink, report
 from .control import PID_NAME, ControlError, ControlServer
+from .configcheck import candidate_desired, refusal_message
+from .drift import Drift, nft_drift, routing_drift
 from .ifstate import IfaceStatus, addresses_for, gateway_for
+from .repair import ApplyHealth, Repairs
+from .sdnotify import Notifier
 from .use import UseGroups
 
 log = logging.getLogger("mwan")
 LOUD = {"dampened": logging.WARNING, "undampened": logging.WARNING}  # flap hold-downs
 T = TypeVar("T")
+
+
+class StartFailed(Exception):
+    """The daemon could not start; the kernel was left as it was."""
 
 
 def write_pid(run_dir: str) -> None:
@@ -69,7 +79,8 @@ class Daemon:
         self.trackers: dict[str, Tracker] = {}
         # trackers to resume once the WAN's routes are back: (tracker, reason, online)
         self._resume_after_apply: list[tuple[Tracker, str, bool | None]] = []
-        self._hook_queue: asyncio.Queue[tuple[str, Interface, str]] = asyncio.Queue()
+        self._hooks = hooks.HookRunner(self._hook_script, self._hook_flush,
+                                       lambda ev: ev.action in ev.iface.flush_conntrack)
         self._part: tuple[Config, ConfigPart] | None = None  # the config-only part of the plan
         # the transitions of every interface, newest last (web UI log, metrics)
         self.event_log: deque[tuple[float, str, str, str]] = deque(maxlen=1000)
@@ -78,6 +89,12 @@ class Daemon:
         self.web: Any = None
         self._web_failed: tuple[tuple[str, ...], str] | None = None  # (addresses then, why)
         self._config_lock = asyncio.Lock()
+        self.repairs = Repairs()  # drift found in mwan's kernel objects, and its repairs
+        self._repair_timer: asyncio.TimerHandle | None = None
+        self._nftmon: NftMonitor | None = None
+        self.apply_failing = ApplyHealth()
+        self._saved_online: dict[str, bool] | None = None
+        self.notify = Notifier()
         self.use = UseGroups(run_dir)
         self.control = ControlServer(run_dir, {
             "ping": self._cmd_ping,
@@ -231,7 +248,7 @@ class Daemon:
         log.log(LOUD.get(action, logging.INFO), "interface %s %s (%s)", iface.name, action, reason)
         for listener in self._listeners:
             listener(action, iface.name, iface.device)
-        self._hook_queue.put_nowait((action, iface, reason))
+        self._hooks.submit(hooks.HookEvent(action, iface, reason))
 
     def set_online(self, name: str, online: bool, reason: str) -> None:
         st = self.status[name]
@@ -300,54 +317,130 @@ class Daemon:
             await self._dirty.wait()
             self._dirty.clear()
             try:
-                facts, links = await self.kernel(self._k_refresh)
-                self.facts = facts
-                self._update_links(links)
-                if self._part is None or self._part[0] is not self.cfg:
-                    self._part = (self.cfg, config_part(self.cfg))
-                desired = compile_plan(self.cfg, self.runtime(), self.facts, self._part[1])
-                self.last_apply = await self.kernel(self._k_apply, desired)
-                self.desired = desired
-                for listener in self.apply_listeners:
-                    listener(self.last_apply)
-                await self._retry_web()
-                resume, self._resume_after_apply = self._resume_after_apply, []
-                for tracker, reason, resume_online in resume:
-                    if self.trackers.get(tracker.iface.name) is tracker:
-                        tracker.resume(reason, online=resume_online)
-                if self.last_apply.changed:
-                    log.debug("apply took %.1f ms", self.last_apply.seconds * 1000)
-            except Exception:
-                log.exception("apply failed; will retry on the next event")
+                await self._apply_once()
+                self.apply_failing.ok()
+            except Exception as exc:
+                retry = self.apply_failing.failed(exc, time.time())
+                asyncio.get_running_loop().call_later(retry, self.request_apply)
             if not self._dirty.is_set():
                 self._applied.set()
 
+    async def _apply_once(self) -> None:
+        facts, links = await self.kernel(self._k_refresh)
+        self.facts = facts
+        self._update_links(links)
+        if self._part is None or self._part[0] is not self.cfg:
+            self._part = (self.cfg, config_part(self.cfg))
+        desired = compile_plan(self.cfg, self.runtime(), self.facts, self._part[1])
+        repairs = self._due_repairs()
+        if repairs:
+            await self.kernel(self._k_applier().forget)
+        self.last_apply = await self.kernel(self._k_apply, desired)
+        self.desired = desired
+        self._save_online()
+        if repairs:
+            self.event_log.extend(self.repairs.done(repairs, time.time(), desired))
+        await self._verify(desired)
+        for listener in self.apply_listeners:
+            listener(self.last_apply)
+        await self._retry_web()
+        resume, self._resume_after_apply = self._resume_after_apply, []
+        for tracker, reason, resume_online in resume:
+            if self.trackers.get(tracker.iface.name) is tracker:
+                tracker.resume(reason, online=resume_online)
+        if self.last_apply.changed:
+            log.debug("apply took %.1f ms", self.last_apply.seconds * 1000)
+
+    # ------------------------------------------------------------ drift repair
+    def _due_repairs(self) -> list[tuple[float, Drift]]:
+        """The drift to repair in this apply (none while repairs back off)."""
+        delay = self.repairs.due(time.time())
+        if delay:
+            if self._repair_timer is None:
+                def fire() -> None:
+                    self._repair_timer = None
+                    self.request_apply()
+                self._repair_timer = asyncio.get_running_loop().call_later(delay, fire)
+            return []
+        return self.repairs.take()
+
+    async def _verify(self, desired: Desired) -> None:
+        """Look for drift the notifications could not show: after a deletion of one of
+        mwan's rules or routes, and after nftables notifications were lost."""
+        now = time.time()
+        if self.repairs.verify_routing:
+            self.repairs.verify_routing = False
+            rules, routes, want = await self.kernel(self._k_applier().routing_now, desired)
+            d = routing_drift(desired.rules, want, rules, routes)
+            if d is not None:
+                self.repairs.found(d, now)
+                self.request_apply()
+        if self.repairs.verify_nft:
+            self.repairs.verify_nft = False
+            missing = await self.kernel(self._k_applier().nft.shape_drift, desired.nft)
+            if missing:
+                self.repairs.found(Drift(("nft_table",) if "table" in missing[0] else
+                                         ("nft_chain",), "; ".join(missing[:5])), now)
+                self.request_apply()
+
+    def _on_nft_events(self) -> None:
+        """nftables notifications: a batch someone else committed to mwan's table is drift."""
+        assert self._nftmon is not None
+        try:
+            batches, lost = self._nftmon.read()
+        except OSError as exc:
+            log.warning("reading nftables notifications failed: %s", exc)
+            return
+        now = time.time()
+        for b in batches:
+            if self.repairs.ours(b):
+                continue
+            d = nft_drift(b, self.desired)
+            if d is not None:
+                self.repairs.found(d, now)
+                self.request_apply()
+        if lost:
+            self.repairs.verify_nft = True
+            self.request_apply()
+
+    async def _start_nft_monitor(self) -> None:
+        try:
+            self._nftmon = NftMonitor(TABLE_NAME)
+        except OSError as exc:
+            log.error("cannot watch nftables for changes (%s): mwan's table is not repaired "
+                      "if someone deletes it", exc)
+            return
+        self.repairs.own_ids.add(await self.kernel(own_thread_id))
+        asyncio.get_running_loop().add_reader(self._nftmon.fileno(), self._on_nft_events)
+
     async def _hook_loop(self) -> None:
-        """Per event, in order: wait for the datapath, flush conntrack, run the user script."""
-        while True:
-            action, iface, _reason = await self._hook_queue.get()
-            try:
-                if action in iface.flush_conntrack:
-                    try:
-                        await self.wait_applied()
-                    except TimeoutError:
-                        pass
-                    mark = self.mark_of(iface)
-                    n = await self.kernel(hooks.flush_conntrack_mark, mark,
-                                          self.cfg.globals.mmx_mask)
-                    log.info("interface %s %s: flushed %d conntrack entries with mark 0x%x",
-                             iface.name, action, n, mark)
-                await hooks.run_user_script(self.cfg.globals.user_script, action,
-                                            iface.name, iface.device)
-            except Exception:
-                log.exception("event hooks for %s %s failed", iface.name, action)
+        """The hooks' lifetime (they coalesce per interface, see hooks.HookRunner)."""
+        await self._hooks.run()  # cancelled at shutdown: running scripts are killed
+
+    async def _hook_flush(self, ev: hooks.HookEvent) -> None:
+        """After the apply for the event: delete the interface's conntrack entries."""
+        try:
+            await self.wait_applied()
+        except TimeoutError:
+            pass
+        mark = self.mark_of(ev.iface)
+        n = await self.kernel(hooks.flush_conntrack_mark, mark, self.cfg.globals.mmx_mask)
+        log.info("interface %s %s: flushed %d conntrack entries with mark 0x%x",
+                 ev.iface.name, ev.action, n, mark)
+
+    async def _hook_script(self, ev: hooks.HookEvent) -> None:
+        await hooks.run_user_script(self.cfg.globals.user_script, ev.action, ev.iface.name,
+                                    ev.iface.device)
 
     async def _netlink_loop(self) -> None:
         async for ev in netlink.events():
-            if ev.kind == "route" and ev.ours:
-                # ours (or someone touching ours): re-read the WAN tables on the next apply
-                if self._applier is not None:
-                    self._applier.routing.forget()
+            if ev.kind in ("route", "rule") and ev.ours:
+                # mwan's own (its applies, or someone deleting one): look after the next apply
+                if ev.removed:
+                    self.repairs.verify_routing = True
+                    self.request_apply()
+                continue
+            if ev.kind == "rule":
                 continue
             if ev.kind == "route" and ev.table not in (254, None) and \
                     ev.table not in self.cfg.globals.rt_table_lookup:
@@ -409,67 +502,75 @@ class Daemon:
         return {"interface": iface.name, "online": False}
 
     async def _cmd_reload(self, args: dict[str, Any]) -> Any:
+        async with self._config_lock:
+            try:
+                cfg = load_config(self.config_path, self.network_path)
+            except ConfigError as exc:
+                raise ControlError(str(exc)) from None
+            await self._check_config(cfg)
+            await self._adopt_config(cfg)
+        return {"reloaded": self.config_path}
+
+    async def _check_config(self, cfg: Config) -> None:
+        """Raise ControlError, changing nothing, when the kernel would refuse ``cfg``."""
+        desired = candidate_desired(cfg, self.status, self.links, self.facts)
         try:
-            cfg = load_config(self.config_path, self.network_path)
-        except ConfigError as exc:
-            raise ControlError(str(exc)) from None
+            await self.kernel(self._k_applier().check, desired)
+        except CheckError as exc:
+            raise ControlError(refusal_message(cfg, self.config_path, exc)
+                               + "\nthe running config is kept") from None
+
+    async def _adopt_config(self, cfg: Config) -> None:
+        """Switch to ``cfg``; if the kernel still refuses its first apply, switch back."""
         old = self.cfg
         self.cfg = cfg
         self._sync_status()
         self._start_trackers(self._sync_trackers())
+        asked = time.time()
         self.request_apply()
-        await self.wait_applied()
+        await self.wait_applied(30)
+        failing = self.apply_failing
+        if failing.since is not None and failing.since >= asked:
+            reason = failing.reason
+            self.cfg = old
+            self._sync_status()
+            self._start_trackers(self._sync_trackers())
+            self.request_apply()
+            await self.wait_applied(30)
+            raise ControlError(f"{self.config_path}: the kernel refused the new config: "
+                               f"{reason}\nthe running config is kept")
         await self._sync_web(old)
-        return {"reloaded": self.config_path}
 
     async def apply_config_text(self, text: str) -> None:
-        """Validate ``text`` as the config, write it (atomically) and apply it.
+        """Validate ``text`` as the config, check it against the kernel, then write it
+        (atomically) and apply it.
 
-        Raises ConfigError and changes nothing when it is not valid.
+        Raises ConfigError or ControlError and changes nothing (not even the
+        file) when it is not valid or the kernel would refuse it.
         """
         async with self._config_lock:
-            parse_config(text, self.config_path, read_network_devices(self.network_path))
+            cfg = parse_config(text, self.config_path, read_network_devices(self.network_path))
+            await self._check_config(cfg)
             with open(self.config_path, encoding="utf-8") as fh:  # noqa: ASYNC230 - tiny file
                 previous = fh.read()
             write_atomic(self.config_path, text)
             try:
-                await self._cmd_reload({})
+                await self._adopt_config(cfg)
             except ControlError:
                 write_atomic(self.config_path, previous)
                 raise
 
     async def _sync_web(self, old: Config | None) -> None:
-        """Start, restart or stop the web UI when its options change."""
-        g = self.cfg.globals
-        keys = ("web_enabled", "web_listen", "web_port", "web_cert", "web_key")
-        if old is not None and self.web is not None and all(
-                getattr(old.globals, k) == getattr(g, k) for k in keys):
-            if old.globals.web_password_hash != g.web_password_hash:
-                self.web.sessions.clear()  # a new password logs everyone out
-            return
-        if self.web is not None:
-            await self.web.close()
-            self.web = None
-        if not g.web_enabled:
-            return
-        try:
-            from ..web.server import WebServer
-            web = WebServer(self)
-            await web.start()
-            self.web, self._web_failed = web, None
-        except (OSError, ValueError, RuntimeError) as exc:  # a port in use, a bad cert:
-            # the web UI must never take routing down; the next address change retries
-            self._web_failed = (tuple(a.address for a in self.facts.addresses), str(exc))
-            log.error("web UI not started: %s (will retry when the router's addresses change)",
-                      exc)
+        """Start, move or stop the web UI when its options change (mwan.web.lifecycle)."""
+        if self.web is None:
+            from ..web.lifecycle import WebLifecycle
+            self.web = WebLifecycle(self)
+        await self.web.sync(old)
 
     async def _retry_web(self) -> None:
         """The web UI could not listen (its address was not there yet): retry on a change."""
-        if self.web is not None or self._web_failed is None or not self.cfg.globals.web_enabled:
-            return
-        if tuple(a.address for a in self.facts.addresses) != self._web_failed[0]:
-            self._web_failed = None
-            await self._sync_web(None)
+        if self.web is not None:
+            await self.web.retry()
 
     async def _cmd_use(self, args: dict[str, Any]) -> Any:
         iface = self._iface_arg(args)
@@ -482,15 +583,25 @@ class Daemon:
 
     # ------------------------------------------------------------ lifecycle
     async def run(self, ready: Callable[[], None] | None = None) -> None:
-        """Apply, serve until told to stop, then remove everything."""
+        """Apply, serve until told to stop, then remove everything.
+
+        Raises :class:`StartFailed` when the first apply fails; the kernel is
+        then left as it was (a previous daemon's datapath keeps routing).
+        """
         os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self._reload_safe()))
+        await self._start_nft_monitor()
+        await self._adopt()
         self._tasks.append(asyncio.create_task(self._apply_loop()))
         self.request_apply()
         await self.wait_applied(30)
+        if self.apply_failing.since is not None:
+            reason = self.apply_failing.reason or "unknown"
+            await self._abandon()
+            raise StartFailed(f"the first apply failed: {reason}")
         self._tasks.append(asyncio.create_task(self._netlink_loop()))
         self._tasks.append(asyncio.create_task(self._hook_loop()))
         self._start_trackers(self._sync_trackers())
@@ -499,12 +610,61 @@ class Daemon:
         write_pid(self.run_dir)
         log.info("mwan started: %d interfaces, %d policies, %d rules",
                  len(self.cfg.enabled_interfaces), len(self.cfg.policies), len(self.cfg.rules))
+        self.notify.ready(f"{len(self.cfg.enabled_interfaces)} interfaces")
+        interval = self.notify.watchdog_interval()
+        if interval is not None:
+            self._tasks.append(asyncio.create_task(self.notify.feed_watchdog(interval)))
         if ready:
             ready()
         try:
             await self._stop.wait()
         finally:
+            self.notify.stopping()
             await self.shutdown()
+
+    async def _adopt(self) -> None:
+        """A previous daemon's datapath is in the kernel: keep its online WANs in service."""
+        exists = await self.kernel(lambda: self._k_applier().nft.listing("table") is not None)
+        online = adopt.load(self.run_dir)
+        if not exists:
+            return
+        if online is None:
+            log.info("adopting the nft table inet mwan found in the kernel")
+            return
+        now = time.time()
+        for name, st in self.status.items():
+            if name in online and st.online != online[name]:
+                st.online = online[name]
+                st.online_since, st.offline_since = (now, None) if st.online else (None, now)
+        log.info("adopting the datapath a previous mwan left: %s", ", ".join(
+            f"{n} {'online' if st.online else 'offline'}" for n, st in self.status.items()))
+
+    def _save_online(self) -> None:
+        online = {n: rt.online for n, rt in self.runtime().items()}
+        if online != self._saved_online:
+            try:
+                adopt.save(self.run_dir, online)
+                self._saved_online = online
+            except OSError as exc:
+                log.warning("cannot save interface states in %s: %s", self.run_dir, exc)
+
+    async def _abandon(self) -> None:
+        """Stop without touching the kernel (the first apply failed)."""
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._close_nft_monitor()
+        self._executor.shutdown(wait=True)
+
+    def _close_nft_monitor(self) -> None:
+        if self._nftmon is not None:
+            try:
+                asyncio.get_running_loop().remove_reader(self._nftmon.fileno())
+            except (RuntimeError, ValueError):
+                pass
+            self._nftmon.close()
+            self._nftmon = None
 
     async def _reload_safe(self) -> None:
         try:
@@ -520,6 +680,7 @@ class Daemon:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self._close_nft_monitor()  # what stop removes is not drift
         if self.web is not None:
             await self.web.close()
             self.web = None
@@ -533,4 +694,5 @@ class Daemon:
                 os.unlink(os.path.join(self.run_dir, PID_NAME))
             except FileNotFoundError:
                 pass
+            adopt.remove(self.run_dir)
         log.info("mwan stopped; its rules, routes and nft table are removed")

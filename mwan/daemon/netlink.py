@@ -1,7 +1,7 @@
 """Netlink events (links, addresses, routes) as a stream of small values.
 
-No polling: one rtnetlink socket subscribed to the link, address and route
-groups.  Each message becomes a :class:`NetEvent`; the daemon decides what to
+No polling: one rtnetlink socket subscribed to the link, address, route and
+rule groups.  Each message becomes a :class:`NetEvent`; the daemon decides what to
 do with it.
 """
 
@@ -16,9 +16,11 @@ from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.rtnl import (
     RTMGRP_IPV4_IFADDR,
     RTMGRP_IPV4_ROUTE,
+    RTMGRP_IPV4_RULE,
     RTMGRP_IPV6_IFADDR,
     RTMGRP_IPV6_ROUTE,
     RTMGRP_LINK,
+    RTNLGRP_IPV6_RULE,
 )
 
 from ..plan.state import RTPROT_MWAN
@@ -26,18 +28,18 @@ from ..plan.state import RTPROT_MWAN
 log = logging.getLogger(__name__)
 
 GROUPS = (RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE
-          | RTMGRP_IPV6_ROUTE)
+          | RTMGRP_IPV6_ROUTE | RTMGRP_IPV4_RULE | (1 << (RTNLGRP_IPV6_RULE - 1)))
 IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
 
 
 @dataclass(frozen=True)
 class NetEvent:
-    kind: str  # "link", "addr", "route"
+    kind: str  # "link", "addr", "route", "rule"
     name: str | None = None  # link name
     carrier: bool | None = None  # link: admin up and lower layer up
     removed: bool = False
     table: int | None = None  # route
-    ours: bool = False  # route made by mwan
+    ours: bool = False  # route or rule made by mwan (proto 201)
 
 
 async def events() -> AsyncIterator[NetEvent]:
@@ -68,4 +70,7 @@ def _event(msg: object) -> NetEvent | None:
         table = get("RTA_TABLE") or msg["table"]  # type: ignore[index]
         return NetEvent("route", table=table, removed=kind == "RTM_DELROUTE",
                         ours=msg["proto"] == RTPROT_MWAN)  # type: ignore[index]
+    if kind in ("RTM_NEWRULE", "RTM_DELRULE"):
+        return NetEvent("rule", removed=kind == "RTM_DELRULE",
+                        ours=get("FRA_PROTOCOL") == RTPROT_MWAN)
     return None

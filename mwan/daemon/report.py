@@ -67,6 +67,8 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
                            for i in daemon.cfg.enabled_interfaces},
             "last_apply_ms": last.seconds * 1000 if last else None,
             "applies": applies[0],
+            "apply_error": daemon.apply_failing.snapshot(),
+            "repairs": daemon.repairs.snapshot(time.time()),
         }
 
     async def report(args: dict[str, Any]) -> Any:

@@ -6,9 +6,9 @@ import logging
 import time
 from dataclasses import dataclass
 
-from ..plan.state import Desired
+from ..plan.state import Desired, IpRule, Route
 from .nft import NftApplier
-from .routing import Routing
+from .routing import Routing, normal_routes
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,17 @@ class KernelApplier:
             log.debug("applied: %d nft commands, %d rule and %d route changes in %.1f ms",
                       stats.commands, rules, routes, result.seconds * 1000)
         return result
+
+    def check(self, desired: Desired) -> None:
+        """Raise :class:`~mwan.kernel.nft.CheckError` if the kernel would refuse the table."""
+        self.nft.check(desired.nft)
+
+    def routing_now(self, desired: Desired) -> tuple[set[IpRule], set[Route], set[Route]]:
+        """mwan's rules and routes as the kernel has them now, next to the desired
+        routes in the form the kernel reports them (less those it refused last time)."""
+        rules = self.routing.owned_rules()
+        routes = self.routing.owned_routes(set(desired.tables) | {r.table for r in desired.routes})
+        return rules, routes, normal_routes(desired.routes) - set(self.routing.refused)
 
     def forget(self) -> None:
         """Re-read the kernel on the next apply (someone else may have changed it)."""

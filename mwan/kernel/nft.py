@@ -24,6 +24,63 @@ class NftError(RuntimeError):
     """libnftables refused a batch (nothing was changed: the batch is atomic)."""
 
 
+CHECK_TABLE = "mwan_check"
+
+
+class CheckError(NftError):
+    """The kernel would refuse a table: ``command`` is the first command it refuses."""
+
+    def __init__(self, command: dict[str, Any], reason: str) -> None:
+        self.command = command
+        self.reason = reason
+        super().__init__(f"the kernel refuses {describe_command(command)}: {reason}")
+
+
+def _first_line(err: str) -> str:
+    for line in err.splitlines():
+        line = line.strip()
+        if line:
+            return line.split("Error: ", 1)[-1]
+    return err
+
+
+def describe_command(cmd: dict[str, Any]) -> str:
+    """``add set sticky_v4_a`` / ``add rule in chain rules ('https')`` for a batch command."""
+    (op, body), = cmd.items()
+    (kind, obj), = body.items()
+    if kind == "rule":
+        what = f"a rule in chain {obj.get('chain')}"
+        if obj.get("comment"):
+            what += f" ({obj['comment']})"
+        return f"{op} {what}"
+    if kind == "element":
+        return f"{op} elements of set {obj.get('name')}"
+    return f"{op} {kind} {obj.get('name')}"
+
+
+def full_batch(table: NftTable, name: str = TABLE_NAME) -> list[dict[str, Any]]:
+    """Every command that builds ``table`` from nothing, under the table name ``name``."""
+    def renamed(d: dict[str, Any]) -> dict[str, Any]:
+        d = dict(d)
+        d["table"] = name
+        return d
+
+    batch: list[dict[str, Any]] = [{"add": {"table": {"family": TABLE_FAMILY, "name": name}}}]
+    batch += [{"add": {"chain": renamed(c.definition())}} for c in table.chains]
+    batch += [{"add": {"set": renamed(s.definition())}} for s in table.sets]
+    for s in table.sets:
+        if s.elements:
+            batch.append({"add": {"element": renamed(_elements_cmd("add", s)["add"]["element"])}})
+    for c in table.chains:
+        for i, rule in enumerate(c.rules):
+            r: dict[str, Any] = {"family": TABLE_FAMILY, "table": name, "chain": c.name,
+                                 "expr": list(rule)}
+            if i < len(c.comments) and c.comments[i]:
+                r["comment"] = c.comments[i]
+            batch.append({"add": {"rule": r}})
+    return batch
+
+
 def _nftables() -> Any:
     try:
         import nftables  # Debian's python3-nftables
@@ -169,6 +226,44 @@ class NftApplier:
         self._chains = {c.name: c for c in table.chains}
         self._sets = dict(want_sets)
         return ApplyStats(len(batch), len(changed) + len(stale_chains), sets_changed)
+
+    def check(self, table: NftTable) -> None:
+        """Have the kernel check ``table`` without changing anything (nft's check mode).
+
+        The whole table is built from nothing in a scratch table of another
+        name, as a dry-run batch: the kernel validates every command, then
+        aborts.  Raises :class:`CheckError` naming the first command it refuses.
+        """
+        batch = full_batch(table, CHECK_TABLE)
+        checker = _nftables()
+        checker.set_dry_run(True)
+
+        def refused(n: int) -> str | None:
+            rc, _out, err = checker.json_cmd({"nftables": batch[:n]})
+            return None if rc == 0 else (err.strip() or "refused")
+
+        err = refused(len(batch))
+        if err is None:
+            return
+        lo, hi = 1, len(batch)  # the shortest failing prefix: its last command is the culprit
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if refused(mid) is None:
+                lo = mid + 1
+            else:
+                hi = mid
+        raise CheckError(batch[lo - 1], _first_line(refused(lo) or err))
+
+    def shape_drift(self, table: NftTable) -> list[str]:
+        """What the kernel's table lacks of ``table``'s chains and sets (by name)."""
+        objs = self.list_table()
+        if objs is None:
+            return ["nft table inet mwan missing"]
+        chains = {o["chain"]["name"] for o in objs if "chain" in o}
+        sets = {o["set"]["name"] for o in objs if "set" in o}
+        out = [f"chain {c.name} missing" for c in table.chains if c.name not in chains]
+        out += [f"set {s.name} missing" for s in table.sets if s.name not in sets]
+        return out
 
     def remove(self) -> bool:
         """Delete the whole table (and everything in it); True if it existed."""

@@ -49,6 +49,8 @@ class Routing:
         # what the last apply left (None: read the kernel next time); see forget()
         self._rules_cache: set[IpRule] | None = None
         self._routes_cache: tuple[frozenset[int], frozenset[Route]] | None = None
+        # desired routes the kernel refused in the last apply (device or gateway gone)
+        self.refused: frozenset[Route] = frozenset()
 
     def close(self) -> None:
         self.ipr.close()
@@ -241,6 +243,7 @@ class Routing:
     def apply_routes(self, desired: Iterable[Route], tables: Iterable[int]) -> int:
         """Make mwan's routes in ``tables`` equal ``desired``; returns changes made."""
         want = {_normal(r) for r in desired}
+        self.refused = frozenset()
         scope = set(tables) | {r.table for r in want}
         cached = self._routes_cache
         if cached is not None and cached[0] >= scope:
@@ -253,7 +256,7 @@ class Routing:
             return 0
         devices = self.devices()
         changes = 0
-        failed = False
+        failed: set[Route] = set()
         for r in sorted(have - want, key=str):
             try:
                 self._route_cmd("del", r, devices)
@@ -267,12 +270,18 @@ class Routing:
                 # a route whose device or gateway vanished meanwhile; the next
                 # netlink event brings a fresh plan
                 log.warning("cannot add route %s to table %d: %s", r.dst, r.table, exc)
-                failed = True
+                failed.add(r)
                 continue
             changes += 1
         if not failed:
             self._routes_cache = (frozenset(scope), frozenset(want))
+        self.refused = frozenset(failed)
         return changes
+
+
+def normal_routes(routes: Iterable[Route]) -> set[Route]:
+    """Routes in the form the kernel reports them back in."""
+    return {_normal(r) for r in routes}
 
 
 def _normal(r: Route) -> Route:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..daemon.drift import KINDS
+
 NUM = {"type": "number"}
 NUM_OR_NULL = {"type": ["number", "null"]}
 INT_OR_NULL = {"type": ["integer", "null"]}
@@ -68,6 +70,20 @@ RULE = _obj({
     "ipset": STR_OR_NULL, "packets": {"type": "integer"}, "bytes": {"type": "integer"},
 })
 INTERFACES = {"type": "object", "additionalProperties": INTERFACE}
+# a failing apply (null: the last one worked): since when, why, retried in how long
+APPLY_ERROR = {"oneOf": [{"type": "null"}, _obj({
+    "since": NUM, "reason": STR, "attempts": {"type": "integer"}, "retry_in_s": NUM})]}
+# drift that someone else made to mwan's kernel objects, and its repairs
+REPAIR_KINDS = list(KINDS)
+REPAIRS = _obj({
+    "total": {"type": "integer"},
+    "by_kind": {"type": "object", "propertyNames": {"enum": REPAIR_KINDS},
+                "additionalProperties": {"type": "integer"}},
+    "recent": {"type": "array", "items": _obj({
+        "time": NUM, "kinds": {"type": "array", "items": {"enum": REPAIR_KINDS}},
+        "what": STR, "who": STR_OR_NULL, "ms": NUM})},
+    "backing_off_s": NUM,
+})
 RULES = {"type": "array", "items": RULE}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -77,7 +93,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "rules": _obj({"rules": RULES}),
     "status": _obj({"interfaces": INTERFACES, "policies": PER_FAMILY_POLICIES,
                     "connected": CONNECTED, "rules": RULES, "uptime_s": NUM,
-                    "last_apply_ms": NUM_OR_NULL, "applies": {"type": "integer"}}),
+                    "last_apply_ms": NUM_OR_NULL, "applies": {"type": "integer"},
+                    "apply_error": APPLY_ERROR, "repairs": REPAIRS}),
     "explain": _obj({
         "connection": STR, "family": {"enum": list(FAMILIES)}, "steps": STRS,
         "rule": STR_OR_NULL, "policy": STR_OR_NULL,

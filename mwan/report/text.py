@@ -105,9 +105,33 @@ def _si(n: int) -> str:
     return str(n)
 
 
+def health(report: dict[str, Any], now: float) -> str:
+    """A failing apply and the repairs of drift, when there is anything to say."""
+    lines = []
+    err = report.get("apply_error")
+    if err:
+        lines.append(f"Apply failing since {hms(now - err['since'])} ago "
+                     f"({err['attempts']} attempts, next in {err['retry_in_s']:.0f}s): "
+                     f"{err['reason']}")
+    rep = report.get("repairs") or {}
+    if rep.get("total"):
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(rep["by_kind"].items()))
+        last = rep["recent"][-1] if rep.get("recent") else None
+        line = f"Repairs: {rep['total']} ({kinds})"
+        if last:
+            who = f" by {last['who']}" if last.get("who") else ""
+            line += f"; last {hms(now - last['time'])} ago: {last['what']}{who}"
+        lines.append(line)
+        if rep.get("backing_off_s"):
+            lines.append(f"  something keeps changing mwan's kernel objects: repairs back off "
+                         f"for {rep['backing_off_s']:.0f}s")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 def status(report: dict[str, Any], now: float) -> str:
-    return "\n".join([interfaces(report, now), targets(report), policies(report),
-                      connected(report), rules(report)])
+    h = health(report, now)
+    return "\n".join(([h] if h else []) + [interfaces(report, now), targets(report),
+                                           policies(report), connected(report), rules(report)])
 
 
 def explain(result: dict[str, Any]) -> str:
