@@ -120,13 +120,23 @@ def delete_section(text: str, section: str, path: str = "<config>") -> str:
     return _join(lines[:start] + lines[last:])
 
 
+SECRET_OPTIONS = ("web_password_hash",)
+
+
 def write_atomic(path: str, text: str) -> None:
-    """Replace the file in one rename (same directory, mode kept, fsynced)."""
+    """Replace the file in one rename (same directory, mode kept, fsynced).
+
+    A config that holds a secret (the web UI's password hash) is written
+    readable by its owner only (group and other bits dropped); the new file is
+    never readable by others, not even before the rename.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     try:
         mode = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o600
+    if any(name in text for name in SECRET_OPTIONS):
+        mode &= 0o7700
     fd, tmp = tempfile.mkstemp(prefix=".mwan3.", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

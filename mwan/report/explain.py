@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..config.fields import PROTO_NUMBERS
+from ..config.fields import PROTO_NUMBERS, read_proto
 from ..config.model import SPECIAL_POLICIES, Config, PortRange, Rule
 from ..plan.policy import choose
 from ..plan.state import IfaceRuntime
@@ -60,10 +60,36 @@ def rule_matches(rule: Rule, family: str, src: str, dst: str, proto: str,
     return True, ""
 
 
+PORT_PROTOS = ("tcp", "udp", "udplite", "sctp", "6", "17", "136", "132", "33")
+
+
+def check_args(src: str, dst: str, proto: str, sport: object, dport: object) -> str:
+    """The protocol, normalised, for a connection that can exist; ValueError saying what is not.
+
+    Addresses of one family; a protocol as in a rule's ``proto`` but not
+    ``all``; ports (whole numbers 1-65535) only with a protocol that has them.
+    """
+    a, b = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    if a.version != b.version:
+        raise ValueError(f"{src} and {dst} are not of one family")
+    p = read_proto(proto)
+    if p == "all":
+        raise ValueError("a connection has one protocol, not 'all'")
+    for name, port in (("sport", sport), ("dport", dport)):
+        if port is None:
+            continue
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= 65535:
+            raise ValueError(f"{name} {port!r}: ports run from 1 to 65535")
+        if p not in PORT_PROTOS:
+            raise ValueError(f"{name}: protocol {p} has no ports")
+    return p
+
+
 def explain(cfg: Config, runtime: Mapping[str, IfaceRuntime], connected: Mapping[str, list[str]],
             src: str, dst: str, proto: str = "tcp", sport: int | None = None,
             dport: int | None = None, ipsets: Mapping[str, Sequence[str]] | None = None
             ) -> dict[str, Any]:
+    proto = check_args(src, dst, proto, sport, dport)
     family = "ipv4" if ipaddress.ip_address(dst).version == 4 else "ipv6"
     conn = f"{proto} {src}{f':{sport}' if sport else ''} -> {dst}{f':{dport}' if dport else ''}"
     steps: list[str] = []

@@ -4,6 +4,13 @@ A change is validated with the same model as ``mwan3 check``; errors are
 shown with file, line, section and option and change nothing; a valid change
 is written back atomically (comments and untouched lines kept, through
 :mod:`mwan.config.edit`) and applied at once by the daemon.
+
+Two things the web password cannot do (403, 409):
+
+- change an option that names a program or a file the daemon (root) runs or
+  reads (``pages.ROOT_ONLY``: ``user_script``, ``web_cert``, ``web_key``, and
+  the password hash itself): those change only in the file, as root;
+- remove every interface without saying so (``confirm_empty``).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from aiohttp import web
 
 from ..config.edit import EditError, Values, add_section, delete_section, set_section
 from ..config.errors import ConfigError, Problem
-from ..config.uci import UciSection, parse_uci
+from ..config.uci import UciSection, UciSyntaxError, parse_uci
 from ..daemon.control import ControlError
 from . import pages
 from .auth import Session
@@ -60,6 +67,32 @@ def changed_options(sec: UciSection, form: dict[str, str]) -> dict[str, Values]:
     return out
 
 
+def _root_only_values(text: str, path: str) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for sec in parse_uci(text, path):
+        if sec.type == "globals":
+            for opt in sec.options:
+                if opt.name in pages.ROOT_ONLY:
+                    out[opt.name] = out.get(opt.name, ()) + tuple(opt.values)
+    return out
+
+
+def root_only_changes(old: str, new: str, path: str) -> list[str]:
+    """The options of ``pages.ROOT_ONLY`` that ``new`` sets differently from ``old``."""
+    try:
+        before, after = _root_only_values(old, path), _root_only_values(new, path)
+    except UciSyntaxError:
+        return []  # the validation reports it
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+def interface_count(text: str, path: str) -> int:
+    try:
+        return sum(1 for s in parse_uci(text, path) if s.type == "interface")
+    except UciSyntaxError:
+        return -1
+
+
 class ConfigEditor:
     def __init__(self, server: WebServer) -> None:
         self.server = server
@@ -90,14 +123,32 @@ class ConfigEditor:
                                  session_of(request).csrf)
         return pages.html(pages.layout("config", body, session_of(request)), status=status)
 
-    async def try_apply(self, text: str) -> list[Problem]:
+    async def try_apply(self, text: str, confirm_empty: bool = False
+                        ) -> tuple[int, list[Problem]]:
+        """Check what the web may change, then apply: (HTTP status, problems)."""
+        path = self.server.daemon.config_path
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            line = text.count("\n", 0, exc.start) + 1
+            return 422, [Problem(path, line, None, None, "not valid text (a lone surrogate)")]
+        current = self.read_text()
+        root_only = root_only_changes(current, text, path)
+        if root_only:
+            return 403, [Problem(path, 0, None, name, f"option {name} can only be changed from "
+                                 f"the CLI or the file, as root") for name in root_only]
+        if not confirm_empty and interface_count(text, path) == 0 \
+                and interface_count(current, path) > 0:
+            return 409, [Problem(path, 0, None, None, "this removes every interface (all "
+                                 "traffic would use the main table): confirm it "
+                                 "(confirm_empty) to apply")]
         try:
             await self.server.daemon.apply_config_text(text)
         except ConfigError as exc:
-            return list(exc.problems)
+            return 422, list(exc.problems)
         except ControlError as exc:
-            return [Problem(self.server.daemon.config_path, 0, None, None, str(exc))]
-        return []
+            return 422, [Problem(path, 0, None, None, str(exc))]
+        return 200, []
 
     async def config_section(self, request: web.Request) -> web.StreamResponse:
         form = {k: str(v) for k, v in (await request.post()).items()}
@@ -113,11 +164,11 @@ class ConfigEditor:
         except (EditError, ValueError) as exc:
             problem = Problem(self.server.daemon.config_path, 0, name, None, str(exc))
             return self._config_view(request, text, [problem], name, "", 400)
-        problems = await self.try_apply(candidate)
+        status, problems = await self.try_apply(candidate)
         if problems:
             return self._config_view(request, candidate, problems, name,
                                      "Not applied: the config has errors (nothing changed).",
-                                     422, form)
+                                     status, form)
         return self._config_view(request, self.read_text(), [], name,
                                  f"Applied: section '{name}' saved and in effect.")
 
@@ -130,10 +181,11 @@ class ConfigEditor:
         except (EditError, ValueError) as exc:
             problem = Problem(self.server.daemon.config_path, 0, None, None, str(exc))
             return self._config_view(request, text, [problem], None, "", 400)
-        problems = await self.try_apply(candidate)
+        status, problems = await self.try_apply(candidate)
         if problems:
             return self._config_view(request, text, problems, None,
-                                     "Not applied: the config has errors (nothing changed).", 422)
+                                     "Not applied: the config has errors (nothing changed).",
+                                     status)
         return self._config_view(request, self.read_text(), [], form.get("name"),
                                  f"Added section '{form.get('name')}'.")
 
@@ -145,21 +197,25 @@ class ConfigEditor:
                                        self.server.daemon.config_path)
         except (EditError, ValueError) as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
-        problems = await self.try_apply(candidate)
+        status, problems = await self.try_apply(candidate)
         if problems:
             return self._config_view(request, text, problems, None,
-                                     "Not applied: the config has errors (nothing changed).", 422)
+                                     "Not applied: the config has errors (nothing changed).",
+                                     status)
         return self._config_view(request, self.read_text(), [], None,
                                  f"Deleted section '{form.get('section')}'.")
 
     async def config_raw(self, request: web.Request) -> web.StreamResponse:
         session = session_of(request)
-        text, problems, message, status = self.read_text(), [], "", 200
+        text, message, status = self.read_text(), "", 200
+        problems: list[Problem] = []
         if request.method == "POST":
-            text = str((await request.post()).get("text", "")).replace("\r\n", "\n")
-            problems = await self.try_apply(text)
+            form = await request.post()
+            if not isinstance(form.get("text"), str):
+                raise web.HTTPBadRequest(text="the form has no 'text' field: nothing changed")
+            text = str(form["text"]).replace("\r\n", "\n")
+            status, problems = await self.try_apply(text, form.get("confirm_empty") == "1")
             message = "Not applied: the config has errors (nothing changed)." if problems \
                 else "Applied: the config is saved and in effect."
-            status = 422 if problems else 200
-        body = pages.raw_body(text, problems, message, session.csrf)
+        body = pages.raw_body(text, problems, message, session.csrf, confirm=status == 409)
         return pages.html(pages.layout("config", body, session), status=status)

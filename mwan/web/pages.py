@@ -23,6 +23,9 @@ NAV = (("overview", "/", "Overview"), ("rules", "/rules", "Rules"),
        ("connected", "/connected", "Connected"), ("log", "/log", "Log"),
        ("diagnostics", "/diagnostics", "Diagnostics"), ("config", "/config", "Config"))
 SECTION_TYPES = ("interface", "member", "policy", "rule")
+# options naming a program or a file that the daemon (root) runs or reads, and the password
+# hash: the web UI shows them but they change only in the file, as root (mwan3 web-password)
+ROOT_ONLY = frozenset({"user_script", "web_cert", "web_key", "web_password_hash"})
 
 
 def _defaults() -> dict[str, dict[str, str]]:
@@ -289,6 +292,9 @@ def _field(sec: UciSection, opt: str, problems: Sequence[Problem],
         default = DEFAULTS.get(sec.type, {}).get(opt)
         ph = f' placeholder="default: {E(default)}"' if default is not None else ""
         widget = f'<input name="{name}" value="{E(value)}"{ph}>'
+    if opt in ROOT_ONLY:  # shown, not sent: a disabled field is not part of the form
+        widget = (f'<input value="{E(value)}" disabled title="can only be changed from the '
+                  f'CLI or the file, as root"><span class="meta">root only</span>')
     cls = ' class="set"' if current is not None else ""
     return f'<label{cls}><span>{E(opt)}</span>{widget}{errs}</label>'
 
@@ -332,7 +338,8 @@ def config_body(sections: Sequence[UciSection], problems: Sequence[Problem], foc
     return "".join(out)
 
 
-def raw_body(text: str, problems: Sequence[Problem], message: str, csrf: str = "") -> str:
+def raw_body(text: str, problems: Sequence[Problem], message: str, csrf: str = "",
+             confirm: bool = False) -> str:
     bad = {p.line for p in problems}
     gutter = "".join(f'<span{" class=bad" if i in bad else ""}>{i}</span>'
                      for i in range(1, text.count("\n") + 2))
@@ -344,4 +351,6 @@ def raw_body(text: str, problems: Sequence[Problem], message: str, csrf: str = "
             f'<input type="hidden" name="csrf" value="{E(csrf)}"><div class="editor">'
             f'<pre class="gutter">{gutter}</pre><textarea name="text" id="raw-text" rows="40" '
             f'spellcheck="false">{E(text)}</textarea></div>'
-            f'<button type="submit" id="raw-apply">Validate and apply</button></form>')
+            + ('<label><input type="checkbox" name="confirm_empty" value="1" '
+               'id="confirm-empty"> yes, remove every interface</label>' if confirm else '')
+            + '<button type="submit" id="raw-apply">Validate and apply</button></form>')

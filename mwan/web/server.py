@@ -14,21 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import ipaddress
 import json
 import logging
 import os
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from yarl import URL
 
 from ..config.export import config_to_dict
 from ..daemon.control import ControlError
+from ..report.explain import check_args
 from ..track.probes import ProbeSpec, probe
-from . import auth, metrics, openapi, pages
+from . import auth, conn, guard, metrics, openapi, pages
 from .editor import ConfigEditor
 
 if TYPE_CHECKING:
@@ -41,6 +44,18 @@ STATIC = os.path.join(os.path.dirname(__file__), "static")
 PUBLIC = ("/login", "/static/")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SESSION_KEY = web.RequestKey("session", auth.Session)
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",  # "no-referrer" makes Origin null
+    "Cache-Control": "no-store",
+}
+# set while a request is handled: done once its handler returned (see WebLifecycle)
+CURRENT_REQUEST: contextvars.ContextVar[asyncio.Future[None] | None] = contextvars.ContextVar(
+    "mwan_web_request", default=None)
 
 
 class WebServer:
@@ -49,7 +64,9 @@ class WebServer:
         self.sessions = auth.Sessions()
         self.metrics = metrics.Metrics(daemon)
         self._runner: web.AppRunner | None = None
-        self._failures: dict[str, list[float]] = {}
+        self._servers: list[asyncio.Server] = []
+        self.guard = guard.PasswordGuard()
+        self.gate = conn.Gate()
         self.editor = ConfigEditor(self)
         self.app = self._build()
 
@@ -64,13 +81,12 @@ class WebServer:
         if g.web_cert and g.web_key:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(g.web_cert, g.web_key)
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None,
+                                     shutdown_timeout=conn.SHUTDOWN_TIMEOUT)
         await self._runner.setup()
         try:
-            for addr in g.web_listen:
-                site = web.TCPSite(self._runner, addr, g.web_port, ssl_context=ctx,
-                                   reuse_address=True)
-                await site.start()
+            self._servers = await conn.listen(self._runner, self.gate, tuple(g.web_listen),
+                                              g.web_port, ctx)
         except BaseException:
             await self._runner.cleanup()
             self._runner = None
@@ -80,14 +96,20 @@ class WebServer:
                  " (TLS)" if ctx else "")
 
     async def close(self) -> None:
+        """Stop listening; requests in progress get ``conn.SHUTDOWN_TIMEOUT`` seconds."""
         self.metrics.detach()
+        for srv in self._servers:
+            srv.close()
+        self._servers = []
         if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+        self.app = self._build()  # an application serves once: a new one for the next start
 
     # ------------------------------------------------------------ app
     def _build(self) -> web.Application:
-        app = web.Application(middlewares=[self._headers, self._auth], client_max_size=1 << 20)
+        app = web.Application(middlewares=[self._headers, self._limits, self._auth],
+                              client_max_size=1 << 20)
         r = app.router
         r.add_get("/login", self.login_form)
         r.add_post("/login", self.login)
@@ -116,16 +138,39 @@ class WebServer:
     # ------------------------------------------------------------ middleware
     @web.middleware
     async def _headers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        resp = await handler(request)
-        h = resp.headers
-        h.setdefault("Content-Security-Policy",
-                     "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
-                     "form-action 'self'; base-uri 'none'")
-        h.setdefault("X-Frame-Options", "DENY")
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("Referrer-Policy", "same-origin")  # "no-referrer" makes Origin null
-        h.setdefault("Cache-Control", "no-store")
+        """The security headers on every answer: pages, redirects, errors."""
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            _secure(exc.headers)
+            raise
+        except Exception:
+            log.exception("web UI: %s %s failed", request.method, request.path)
+            resp = web.json_response({"error": "internal error"}, status=500)
+        _secure(resp.headers)
         return resp
+
+    @web.middleware
+    async def _limits(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The body within ``conn.BODY_TIMEOUT`` s (then cached for the handler)."""
+        if request.can_read_body:
+            try:
+                async with asyncio.timeout(conn.BODY_TIMEOUT):
+                    if request.content_type in FORMS:
+                        await request.post()
+                    else:
+                        await request.read()
+            except TimeoutError:
+                resp = web.json_response({"error": "request body too slow"}, status=408)
+                resp.force_close()
+                return resp
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        token = CURRENT_REQUEST.set(done)
+        try:
+            return await handler(request)
+        finally:
+            CURRENT_REQUEST.reset(token)
+            done.set_result(None)
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -134,8 +179,13 @@ class WebServer:
             return await handler(request)
         session = self.sessions.get(request.cookies.get(COOKIE))
         if session is None:
-            if path == "/metrics" and self._basic_ok(request):
+            verdict = await self._basic(request) if path == "/metrics" else None
+            if verdict is not None and verdict.ok:
                 return await handler(request)
+            if verdict is not None and verdict.status != 401:
+                return web.json_response({"error": "too many password attempts; wait"},
+                                         status=verdict.status,
+                                         headers={"Retry-After": str(verdict.retry_after)})
             if path.startswith("/api/") or path == "/metrics":
                 headers = {"WWW-Authenticate": 'Basic realm="mwan"'} if path == "/metrics" \
                     else {}
@@ -148,8 +198,7 @@ class WebServer:
             if not self._same_origin(request):
                 return web.json_response({"error": "cross-origin request refused"}, status=403)
             given = request.headers.get("X-CSRF-Token")
-            if given is None and request.content_type in (
-                    "application/x-www-form-urlencoded", "multipart/form-data"):
+            if given is None and request.content_type in FORMS:
                 given = str((await request.post()).get("csrf", ""))
             if not auth.csrf_ok(session, given):
                 return web.json_response({"error": "missing or wrong CSRF token"}, status=403)
@@ -157,21 +206,26 @@ class WebServer:
         return await handler(request)
 
     def _same_origin(self, request: web.Request) -> bool:
+        """No Origin, or one with this request's scheme, host and port."""
         origin = request.headers.get("Origin")
         if origin is None:
             return True
-        host = request.headers.get("Host", "")
-        return origin.split("://", 1)[-1] == host
+        try:
+            o, us = URL(origin), URL.build(scheme=request.scheme, authority=request.host)
+            return bool(o.host) and (o.scheme, o.host, o.port) == (us.scheme, us.host, us.port)
+        except ValueError:
+            return False
 
-    def _basic_ok(self, request: web.Request) -> bool:
+    async def _basic(self, request: web.Request) -> guard.Verdict:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Basic "):
-            return False
+            return guard.Verdict(False)
         try:
-            _user, _, pw = base64.b64decode(header[6:]).decode().partition(":")
+            _user, _, pw = base64.b64decode(header[6:], validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
-            return False
-        return auth.check_password(pw, self.daemon.cfg.globals.web_password_hash)
+            return guard.Verdict(False)
+        return await self.guard.check_basic(request.remote, header, pw,
+                                            self.daemon.cfg.globals.web_password_hash)
 
     def _cookie(self, resp: web.StreamResponse, token: str) -> None:
         resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
@@ -182,33 +236,27 @@ class WebServer:
         return pages.html(pages.login_page(""))
 
     async def login(self, request: web.Request) -> web.StreamResponse:
-        peer = request.remote or "?"
-        now = time.monotonic()
-        if len(self._failures) > 1000:  # forget clients that stopped trying
-            self._failures = {p: ts for p, ts in self._failures.items()
-                              if ts and now - ts[-1] < 60}
-        recent = [t for t in self._failures.get(peer, []) if now - t < 60]
-        self._failures[peer] = recent
-        if len(recent) >= 10:
-            return pages.html(pages.login_page("Too many failed logins; wait a minute."),
-                              status=429)
         form = await request.post()
-        if not auth.check_password(str(form.get("password", "")),
-                                   self.daemon.cfg.globals.web_password_hash):
-            recent.append(now)
-            await asyncio.sleep(0.3)
-            return pages.html(pages.login_page("Wrong password."), status=401)
-        self._failures.pop(peer, None)
+        verdict = await self.guard.check(request.remote, str(form.get("password", "")),
+                                         self.daemon.cfg.globals.web_password_hash)
+        if not verdict.ok:
+            if verdict.status == 401:
+                return pages.html(pages.login_page("Wrong password."), status=401)
+            resp = pages.html(pages.login_page(
+                f"Too many attempts; try again in {verdict.retry_after} s."),
+                status=verdict.status)
+            resp.headers["Retry-After"] = str(verdict.retry_after)
+            return resp
         session = self.sessions.new()
         resp = web.HTTPSeeOther("/")
         self._cookie(resp, session.token)
-        return resp
+        raise resp
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
         self.sessions.drop(request.cookies.get(COOKIE))
         resp = web.HTTPSeeOther("/login")
         resp.del_cookie(COOKIE, path="/")
-        return resp
+        raise resp
 
     # ------------------------------------------------------------ data
     async def report(self, rules: bool = True) -> dict[str, Any]:
@@ -279,10 +327,13 @@ class WebServer:
         args: dict[str, Any] = {"src": q.get("src", "").strip(), "dst": q.get("dst", "").strip(),
                                 "proto": q.get("proto") or "tcp"}
         for k in ("sport", "dport"):
-            if q.get(k):
-                args[k] = int(q[k])
-        for k in ("src", "dst"):
-            ipaddress.ip_address(args[k])
+            if q.get(k, "").strip():
+                try:
+                    args[k] = int(q[k])
+                except ValueError:
+                    raise ValueError(f"{k} {q[k]!r}: ports are whole numbers") from None
+        args["proto"] = check_args(args["src"], args["dst"], args["proto"], args.get("sport"),
+                                   args.get("dport"))
         res: dict[str, Any] = await self.daemon.control.handlers["explain"](args)
         return res
 
@@ -329,15 +380,19 @@ class WebServer:
 
     async def api_config_put(self, request: web.Request) -> web.StreamResponse:
         try:
-            body = await request.json()
-            text = str(body["text"])
-        except (ValueError, KeyError, TypeError):
+            body = json.loads(await request.text())
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
+            return web.json_response({"error": "the body is not JSON"}, status=400)
+        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
             return web.json_response({"error": 'expected {"text": "..."}'}, status=400)
-        problems = await self.editor.try_apply(text)
+        confirm = body.get("confirm_empty", False) is True or \
+            request.query.get("confirm_empty") in ("1", "true")
+        status, problems = await self.editor.try_apply(body["text"], confirm_empty=confirm)
         if problems:
             return web.json_response({"applied": False, "errors": [
                 {"path": p.path, "line": p.line, "section": p.section, "option": p.option,
-                 "message": p.message, "text": str(p)} for p in problems]}, status=422)
+                 "message": p.message, "text": str(p)} for p in problems],
+                "error": "; ".join(p.message for p in problems)}, status=status)
         return web.json_response({"applied": True})
 
     async def api_iface_action(self, request: web.Request) -> web.StreamResponse:
@@ -351,6 +406,11 @@ class WebServer:
         resp = web.Response(body=body)
         resp.headers["Content-Type"] = content_type
         return resp
+
+
+def _secure(headers: MutableMapping[str, str]) -> None:
+    for k, v in SECURITY_HEADERS.items():
+        headers.setdefault(k, v)
 
 
 def _dumps(obj: Any) -> str:
