@@ -35,7 +35,7 @@ from ..track.dampen import Change, Dampening, DampenParams
 from ..track.machine import Step
 from ..track.tracker import Tracker
 from . import adopt, hooks, netlink, report
-from .control import PID_NAME, ControlError, ControlServer
+from .control import PID_NAME, ControlError, ControlServer, str_arg
 from .configcheck import candidate_desired, refusal_message
 from .drift import Drift, nft_drift, routing_drift
 from .ifstate import IfaceStatus, addresses_for, gateway_for
@@ -455,9 +455,9 @@ class Daemon:
         return {"pid": os.getpid(), "config": self.config_path}
 
     def _iface_arg(self, args: dict[str, Any]) -> Interface:
-        name = args.get("interface")
+        name = str_arg(args, "interface")
         try:
-            iface = self.cfg.interface(str(name))
+            iface = self.cfg.interface(name)
         except KeyError:
             raise ControlError(f"unknown interface {name!r}") from None
         if not iface.enabled:

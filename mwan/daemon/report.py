@@ -15,7 +15,7 @@ from ..report import data
 from ..report.explain import explain
 from ..track.dampen import DampenParams
 from ..track.machine import Status
-from .control import ControlError
+from .control import ControlError, bool_arg, str_arg
 
 if TYPE_CHECKING:
     from .core import Daemon
@@ -76,7 +76,7 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
         st = await state({})
         out = {**st, "policies": data.policies(daemon.cfg, daemon.runtime()),
                "connected": data.connected(daemon.cfg, daemon.facts)}
-        if args.get("rules", True):
+        if bool_arg(args, "rules", True):
             nft_rules = await daemon.kernel(
                 lambda: chain_rules_with_counters(daemon._k_applier().nft, "rules"))
             out["rules"] = data.rule_counters(daemon.cfg, nft_rules)
@@ -94,7 +94,8 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
         ipsets = await daemon.kernel(k_ipsets)
         try:
             return explain(daemon.cfg, daemon.runtime(), data.connected(daemon.cfg, daemon.facts),
-                           str(args["src"]), str(args["dst"]), str(args.get("proto") or "tcp"),
+                           str_arg(args, "src"), str_arg(args, "dst"),
+                           str_arg(args, "proto", "tcp") or "tcp",
                            args.get("sport"), args.get("dport"), ipsets)
         except (KeyError, ValueError) as exc:
             raise ControlError(f"bad explain arguments: {exc}") from None
