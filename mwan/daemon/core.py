@@ -334,7 +334,7 @@ class Daemon:
         desired = compile_plan(self.cfg, self.runtime(), self.facts, self._part[1])
         repairs = self._due_repairs()
         if repairs:
-            await self.kernel(self._k_applier().forget)
+            await self.kernel(lambda: self._k_applier().forget())
         self.last_apply = await self.kernel(self._k_apply, desired)
         self.desired = desired
         self._save_online()
@@ -370,14 +370,14 @@ class Daemon:
         now = time.time()
         if self.repairs.verify_routing:
             self.repairs.verify_routing = False
-            rules, routes, want = await self.kernel(self._k_applier().routing_now, desired)
+            rules, routes, want = await self.kernel(lambda: self._k_applier().routing_now(desired))
             d = routing_drift(desired.rules, want, rules, routes)
             if d is not None:
                 self.repairs.found(d, now)
                 self.request_apply()
         if self.repairs.verify_nft:
             self.repairs.verify_nft = False
-            missing = await self.kernel(self._k_applier().nft.shape_drift, desired.nft)
+            missing = await self.kernel(lambda: self._k_applier().nft.shape_drift(desired.nft))
             if missing:
                 self.repairs.found(Drift(("nft_table",) if "table" in missing[0] else
                                          ("nft_chain",), "; ".join(missing[:5])), now)
@@ -515,7 +515,7 @@ class Daemon:
         """Raise ControlError, changing nothing, when the kernel would refuse ``cfg``."""
         desired = candidate_desired(cfg, self.status, self.links, self.facts)
         try:
-            await self.kernel(self._k_applier().check, desired)
+            await self.kernel(lambda: self._k_applier().check(desired))
         except CheckError as exc:
             raise ControlError(refusal_message(cfg, self.config_path, exc)
                                + "\nthe running config is kept") from None
