@@ -4,6 +4,7 @@ daemon's use of it (links and verdicts handed in by hand; no root, no kernel).""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from mwan.config.model import Interface
 from mwan.config.validate import parse_config
 from mwan.report import text
 from mwan.track.dampen import Change, Dampening, DampenParams, disable, expire, record
+from mwan.track.machine import Params, after_round, first_connect
 
 P = DampenParams(threshold=3, window=10, holddown=30)
 
@@ -220,3 +222,38 @@ def test_daemon_release_while_unhealthy_stays_offline(tmp_path: Path) -> None:
 
     asyncio.run(storm())
     d._executor.shutdown()
+
+
+# ------------------------------------------------------------ a target answering every other round
+
+@dataclass(frozen=True)
+class Answer:
+    ok: bool
+    latency_ms: float | None = 1.0
+    loss_pct: float = 0.0
+
+
+def disconnects(p: Params, rounds: int) -> list[int]:
+    """The rounds at which the machine says disconnected, one target answering every other."""
+    step = first_connect(p, online=True)
+    out = []
+    for n in range(rounds):
+        step = after_round(p, step.state, [Answer(n % 2 == 0)])
+        if "disconnected" in step.events:
+            out.append(n)
+    return out
+
+
+def test_every_other_round_lost_never_flaps_with_down_above_one() -> None:
+    # one good round cancels 'disconnecting': the score never reaches 'up'
+    assert disconnects(Params(up=3, down=3), 600) == []
+    assert disconnects(Params(), 600) == []
+
+
+def test_every_other_round_lost_with_down_1_flaps_and_dampening_holds_it() -> None:
+    p = Params(up=1, down=1, interval=1)
+    times = [float(n) for n in disconnects(p, 60)]  # a round a second
+    assert len(times) == 30  # down, up, down, up...: the storm dampening is for
+    d, changes = flaps(DampenParams(threshold=5, window=60, holddown=120), times)
+    assert changes == [(times[4], Change.DAMPENED)]
+    assert d.held_until == times[-1] + 120
