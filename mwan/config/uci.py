@@ -12,16 +12,37 @@ escapes), and adjacent pieces concatenate (``a'b c'`` is one word).  ``#``
 starts a comment where a word could start.  Sections without a name are
 anonymous and get libuci's ``@type[N]`` index as their reference.
 
+Lines end only at ``\\n``, as in libuci, so line numbers match editors and
+``grep -n``; ``\\r`` (of CRLF line ends), ``\\f`` and ``\\v`` are blanks between
+words, as libuci's ``isspace()`` makes them.  A UTF-8 byte order mark at the
+start is ignored.  Text pasted from web pages and word processors brings
+characters that look like blanks but are not (U+00A0 NO-BREAK SPACE, U+2028
+LINE SEPARATOR, zero-width spaces, control characters): outside quotes they
+are an error that names the character and its column; inside quotes they
+are kept as written (the option's own check then judges the value).
+
 The parser never raises on bad input other than :class:`UciSyntaxError`,
 which carries the file and line of the fault.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["UciOption", "UciSection", "UciSyntaxError", "parse_uci"]
+__all__ = ["UciOption", "UciSection", "UciSyntaxError", "parse_uci", "split_lines"]
+
+BOM = "\ufeff"
+# Characters that are not blanks to libuci but look like one (or like nothing):
+# controls other than \t \n \v \f \r, Unicode spaces, line/paragraph
+# separators and the invisible format characters that copy-and-paste brings.
+_ODD = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\u00a0\u00ad\u1680\u180e\u2000-\u200f"
+                  "\u2028-\u202f\u205f-\u2064\u2066-\u206f\u3000\ufeff\ufff9-\ufffb]")
+_CONTROL_NAMES = {0x00: "NULL", 0x1B: "ESCAPE", 0x1C: "FILE SEPARATOR", 0x1D: "GROUP SEPARATOR",
+                  0x1E: "RECORD SEPARATOR", 0x1F: "UNIT SEPARATOR", 0x7F: "DELETE",
+                  0x85: "NEXT LINE"}
 
 
 class UciSyntaxError(ValueError):
@@ -67,8 +88,39 @@ class UciSection:
         return None
 
 
-def _split_words(text: str, path: str, lineno: int) -> list[str]:
-    """Split one line into words following UCI's quoting rules."""
+def split_lines(text: str) -> list[str]:
+    """The lines of a config text as libuci counts them: broken only at ``\\n``."""
+    return text.split("\n")
+
+
+def char_name(c: str) -> str:
+    """``U+00A0 NO-BREAK SPACE``: a character as a user can look it up."""
+    name = unicodedata.name(c, "") or _CONTROL_NAMES.get(ord(c), "control character")
+    return f"U+{ord(c):04X} {name}"
+
+
+def _odd_char(path: str, lineno: int, c: str, column: int) -> UciSyntaxError:
+    cat = unicodedata.category(c)
+    if c in "\x1c\x1d\x1e\x85\u2028\u2029":
+        fix = "lines end only at a newline (\\n): replace it with one"
+    elif cat == "Zs":
+        fix = "replace it with a plain space (text pasted from a web page?)"
+    elif cat == "Cf":
+        fix = "delete it (it is invisible in most editors)"
+    else:
+        fix = "delete it (a config file holds text only)"
+    return UciSyntaxError(path, lineno, f"{char_name(c)} at column {column} outside quotes: "
+                          f"{fix}")
+
+
+def _split_words(text: str, path: str, lineno: int, odd: bool | None = None) -> list[str]:
+    """Split one line into words following UCI's quoting rules.
+
+    ``odd`` says whether the line may hold a character of ``_ODD`` (found
+    by the caller with one search over the whole text); None: look.
+    """
+    if odd is None:
+        odd = _ODD.search(text) is not None
     words: list[str] = []
     i, n = 0, len(text)
     while i < n:
@@ -114,6 +166,8 @@ def _split_words(text: str, path: str, lineno: int) -> list[str]:
             elif c == "#" and not word:
                 break
             else:
+                if odd and _ODD.match(c):
+                    raise _odd_char(path, lineno, c, i + 1)
                 word.append(c)
                 i += 1
         words.append("".join(word))
@@ -165,10 +219,13 @@ def parse_uci(text: str, path: str = "<config>") -> tuple[UciSection, ...]:
 
     Raises :class:`UciSyntaxError` for the first malformed line.
     """
+    if text.startswith(BOM):
+        text = text[1:]  # editors on Windows write one; libuci would choke on it
+    odd_text = _ODD.search(text) is not None
     builders: list[_SectionBuilder] = []
     current: _SectionBuilder | None = None
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        words = _split_words(raw, path, lineno)
+    for lineno, raw in enumerate(split_lines(text), start=1):
+        words = _split_words(raw, path, lineno, odd_text and _ODD.search(raw) is not None)
         if not words:
             continue
         keyword, args = words[0], words[1:]

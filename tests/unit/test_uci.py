@@ -145,3 +145,83 @@ def test_round_trip(sections: list[tuple[str, str | None, dict[str, tuple[str, t
         else:
             assert sec.anonymous
         assert {o.name: (o.kind, o.values) for o in sec.options} == opts
+
+
+# ------------------------------------------------ text pasted from elsewhere
+
+def test_crlf_line_ends_read_as_lf() -> None:
+    text = TEXT.replace("\n", "\r\n")
+    assert parse_uci(text, "f") == parse_uci(TEXT, "f")
+
+
+def test_a_leading_byte_order_mark_is_ignored() -> None:
+    assert parse_uci("\ufeff" + TEXT, "f") == parse_uci(TEXT, "f")
+
+
+@pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\x85", "\x1c", "\x1d", "\x1e"])
+def test_lines_break_only_at_newline(sep: str) -> None:
+    # inside quotes the character is kept and does not start a new line
+    text = f"config rule 'r'\n\toption a 'x{sep}y'\n\toption b 'z'\n"
+    (sec,) = parse_uci(text, "f")
+    assert sec.get("a").value == f"x{sep}y"  # type: ignore[union-attr]
+    assert sec.get("b").line == 3  # type: ignore[union-attr]
+    # outside quotes it is an error on the line an editor shows
+    with pytest.raises(UciSyntaxError) as e:
+        parse_uci(f"config rule 'r'\n\toption a 'x'{sep}option b 'y'\n", "/etc/config/mwan3")
+    assert e.value.line == 2
+    assert f"U+{ord(sep):04X}" in e.value.message and "newline" in e.value.message
+
+
+def test_form_feed_and_vertical_tab_are_blanks_as_in_libuci() -> None:
+    (sec,) = parse_uci("config rule 'r'\f\n\toption\va 'b'\n\toption c 'd'\n")
+    assert [(o.name, o.value, o.line) for o in sec.options] == [("a", "b", 2), ("c", "d", 3)]
+
+
+@pytest.mark.parametrize("char,name,fix", [
+    ("\u00a0", "U+00A0 NO-BREAK SPACE", "plain space"),
+    ("\u202f", "U+202F NARROW NO-BREAK SPACE", "plain space"),
+    ("\u2003", "U+2003 EM SPACE", "plain space"),
+    ("\u3000", "U+3000 IDEOGRAPHIC SPACE", "plain space"),
+    ("\u200b", "U+200B ZERO WIDTH SPACE", "delete it"),
+    ("\ufeff", "U+FEFF ZERO WIDTH NO-BREAK SPACE", "delete it"),
+    ("\x00", "U+0000 NULL", "delete it"),
+    ("\x1b", "U+001B ESCAPE", "delete it"),
+])
+def test_odd_blanks_between_words_name_the_character(char: str, name: str, fix: str) -> None:
+    text = f"config interface 'wan'\n\toption{char}device 'eth0'\n"
+    with pytest.raises(UciSyntaxError) as e:
+        parse_uci(text, "/etc/config/mwan3")
+    assert str(e.value).startswith("/etc/config/mwan3:2: ")
+    assert name in e.value.message and fix in e.value.message
+    assert "column 8" in e.value.message
+
+
+def test_odd_characters_in_bare_words_and_after_values_are_errors() -> None:
+    for line in ("\toption device eth0\u00a0", "\toption device 'eth0'\u00a0", "\u00a0option a b"):
+        with pytest.raises(UciSyntaxError, match="U\\+00A0 NO-BREAK SPACE") as e:
+            parse_uci(f"config interface 'wan'\n{line}\n", "f")
+        assert e.value.line == 2
+
+
+def test_odd_characters_inside_quotes_and_comments_are_kept() -> None:
+    text = ("# pasted\u00a0from a\u2028web page\u200b\nconfig rule 'r'\n"
+            "\toption a 'x\u00a0y'\n\toption b \"\u200bz\"  # c\u00a0d\n")
+    (sec,) = parse_uci(text, "f")
+    assert sec.get("a").value == "x\u00a0y"  # type: ignore[union-attr]
+    assert sec.get("b").value == "\u200bz"  # type: ignore[union-attr]
+    assert sec.line == 2
+
+
+def test_binary_looking_text_is_a_clear_error() -> None:
+    with pytest.raises(UciSyntaxError, match="U\\+0000 NULL at column 1") as e:
+        parse_uci("\x00\x00\x01\x02ELF\n", "f")
+    assert e.value.line == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab '\"#\n\r\t\f\v\u00a0\u2028\x85\ufeff\x00;\\")))
+def test_error_lines_count_only_newlines(text: str) -> None:
+    try:
+        parse_uci(text)
+    except UciSyntaxError as e:
+        assert 1 <= e.line <= text.count("\n") + 1
