@@ -216,3 +216,48 @@ def test_kill9_then_start_adopts(lab: Lab, mwan: Callable[[str], MwanRouter]) ->
     assert flows.wait(timeout=60) == 0
     assert "adopting the datapath" in m.log()
     assert balanced_ok(lab)
+
+
+# ---------------------------------------------------------------- systemd
+def test_sd_notify_ready_after_apply_and_watchdog_from_the_loop(lab: Lab, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """As systemd runs it: Type=notify, WatchdogSec=; a stopped (hung) loop stops the pings."""
+    import socket
+    import subprocess
+
+    sock_path = str(tmp_path / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(sock_path)
+    s.settimeout(20)
+    m = MwanRouter(lab, cfg(lab))
+    env = {**os.environ, "NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "400000"}
+    proc = lab.popen(lab.router, m.argv("daemon"), env=env, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.PIPE)
+    try:
+        first = s.recv(4096).decode()
+        assert "READY=1" in first, first
+        assert has_table(lab)  # READY only after the first apply
+        pings = 0
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            if "WATCHDOG=1" in s.recv(4096).decode():
+                pings += 1
+        assert pings >= 5  # every 0.2 s
+        os.kill(proc.pid, signal.SIGSTOP)  # a hung loop
+        s.settimeout(0.2)
+        for _ in range(3):  # drain what was already queued
+            try:
+                s.recv(4096)
+            except TimeoutError:
+                break
+        s.settimeout(1.0)
+        with pytest.raises(TimeoutError):
+            s.recv(4096)
+        os.kill(proc.pid, signal.SIGCONT)
+        s.settimeout(5)
+        assert "WATCHDOG=1" in s.recv(4096).decode()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        s.close()
+        m.close()
+    assert not has_table(lab)
