@@ -15,6 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..daemon.drift import KINDS
+
 if TYPE_CHECKING:
     from ..daemon.core import Daemon
     from ..kernel.apply import ApplyResult
@@ -70,6 +72,18 @@ class _DaemonCollector(Collector):
             by.add_metric(labels, float(r["bytes"]))
         yield pk
         yield by
+        repairs = CounterMetricFamily("mwan_repairs", "drift in mwan's kernel objects that "
+                                      "someone else made, repaired", labels=["kind"])
+        by_kind = (rep.get("repairs") or {}).get("by_kind") or {}
+        for kind in KINDS:
+            repairs.add_metric([kind], float(by_kind.get(kind, 0)))
+        yield repairs
+        failing = GaugeMetricFamily("mwan_apply_failing", "1 while applies fail (retried)")
+        failing.add_metric([], 1.0 if rep.get("apply_error") else 0.0)
+        yield failing
+        fails = CounterMetricFamily("mwan_apply_failures", "failed applies since start")
+        fails.add_metric([], float(self.m.daemon.apply_failing.total_failures))
+        yield fails
         up = GaugeMetricFamily("mwan_uptime_seconds", "seconds since the daemon started")
         up.add_metric([], float(rep.get("uptime_s") or 0))
         yield up

@@ -261,3 +261,26 @@ def test_sd_notify_ready_after_apply_and_watchdog_from_the_loop(lab: Lab, tmp_pa
         s.close()
         m.close()
     assert not has_table(lab)
+
+
+def test_repairs_in_metrics_and_web_log(lab: Lab, mwan: Callable[[str], MwanRouter]) -> None:
+    from mwan.web.auth import hash_password
+
+    head = (f"config globals 'globals'\n\toption web_enabled '1'\n"
+            f"\tlist web_listen '{lab.lan_gateway(4)}'\n"
+            f"\toption web_password_hash '{hash_password('pw-selfheal')}'\n")
+    m = mwan(head + cfg(lab))
+    lab.exec(lab.router, "nft", "delete", "table", "inet", "mwan")
+    assert wait_for(lambda: has_table(lab)), m.log()
+    base = f"http://{lab.lan_gateway(4)}:8086"
+
+    def get(path: str) -> str:
+        return lab.exec(lab.client_ns(1), "curl", "-s", "-u", "prometheus:pw-selfheal",
+                        base + path, timeout=20).stdout
+
+    assert wait_for(lambda: 'mwan_repairs_total{kind="nft_table"} 1.0' in get("/metrics"),
+                    timeout=15), get("/metrics")
+    text = get("/metrics")
+    assert "mwan_apply_failing 0.0" in text
+    events = json.loads(m.cli("status", "--json").stdout)["repairs"]["recent"]
+    assert events and events[-1]["what"] == "nft table inet mwan deleted"
