@@ -442,6 +442,12 @@ class Daemon:
                 continue
             if ev.kind == "rule":
                 continue
+            if ev.kind == "route" and self.desired is not None and \
+                    ev.table in self.desired.tables:
+                # someone else's route in a WAN table may have replaced one of mwan's
+                self.repairs.verify_routing = True
+                self.request_apply()
+                continue
             if ev.kind == "route" and ev.table not in (254, None) and \
                     ev.table not in self.cfg.globals.rt_table_lookup:
                 continue

@@ -133,8 +133,13 @@ def test_deleted_ip_rules_and_routes_are_restored(lab: Lab, mwan: Callable[[str]
     lab.exec(lab.router, "ip", "-4", "route", "flush", "table", "1")
     assert wait_for(lambda: lab.exec(lab.router, "ip", "-4", "route", "show", "table", "1"
                                      ).stdout == routes_before), m.log()
+    # someone else's route replaces mwan's default route in the WAN's table
+    lab.exec(lab.router, "ip", "-4", "route", "replace", "default", "via", lab.gateway(2),
+             "dev", lab.wan_device(2), "table", "1", "proto", "static")
+    assert wait_for(lambda: lab.exec(lab.router, "ip", "-4", "route", "show", "table", "1"
+                                     ).stdout == routes_before), m.log()
     kinds = state(m)["repairs"]["by_kind"]
-    assert kinds.get("ip_rule", 0) >= 1 and kinds.get("route", 0) >= 1
+    assert kinds.get("ip_rule", 0) >= 1 and kinds.get("route", 0) >= 2
     assert balanced_ok(lab)
 
 
