@@ -31,6 +31,11 @@ def _q(name: str, type_: str, required: bool = False) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": required, "schema": {"type": type_}}
 
 
+def _port(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 65535}}
+
+
 _ACTION = {
     "post": {
         "summary": "bring an interface into (ifup) or out of (ifdown) service",
@@ -62,31 +67,56 @@ SPEC: dict[str, Any] = {
         "/api/explain": _get("which rule, policy and WAN a new connection would take now",
                              "explain",
                              [_q("src", "string", True), _q("dst", "string", True),
-                              _q("proto", "string"), _q("sport", "integer"),
-                              _q("dport", "integer")]),
+                              _q("proto", "string"), _port("sport"), _port("dport")]),
         "/api/config": {
             **_get("the config file's text and the validated model"),
             "put": {
                 "summary": "validate and apply a new config file (atomic; errors change nothing)",
+                "description": "Options that name a program or a file the daemon runs or reads "
+                               "(user_script, web_cert, web_key) and web_password_hash can "
+                               "only be changed in the file, as root: a change to them is "
+                               "refused (403). A config without any interface is applied only "
+                               "with confirm_empty (409 otherwise).",
                 "parameters": [{"name": "X-CSRF-Token", "in": "header", "required": True,
-                                "schema": {"type": "string"}}],
+                                "schema": {"type": "string"}},
+                               {"name": "confirm_empty", "in": "query", "required": False,
+                                "description": "1: yes, remove every interface",
+                                "schema": {"type": "string", "enum": ["0", "1"]}}],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["text"],
-                    "properties": {"text": {"type": "string"}}}}}},
+                    "properties": {"text": {"type": "string"},
+                                   "confirm_empty": {
+                                       "type": "boolean",
+                                       "description": "true: yes, remove every interface"}}}}}},
                 "responses": {
                     "200": {"description": "applied"},
+                    "400": {"description": "the body is not JSON or has no string 'text'",
+                            "content": {"application/json": {"schema": {
+                                "$ref": "#/components/schemas/Error"}}}},
                     "422": {"description": "not applied: errors with file, line, option",
                             "content": {"application/json": {"schema": {
                                 "$ref": "#/components/schemas/ConfigErrors"}}}},
                     "401": {"$ref": "#/components/responses/LoginRequired"},
-                    "403": {"description": "missing or wrong CSRF token"}},
+                    "403": {"description": "missing or wrong CSRF token, or a change to an "
+                                           "option only root may change (named in 'errors')",
+                            "content": {"application/json": {"schema": {
+                                "$ref": "#/components/schemas/ConfigErrors"}}}},
+                    "409": {"description": "the config has no interface left: not applied "
+                                           "without confirm_empty",
+                            "content": {"application/json": {"schema": {
+                                "$ref": "#/components/schemas/ConfigErrors"}}}}},
             },
         },
         "/api/interfaces/{name}/ifup": _ACTION,
         "/api/interfaces/{name}/ifdown": _ACTION,
         "/metrics": {"get": {"summary": "Prometheus metrics (session or HTTP Basic auth)",
                              "responses": {"200": {"description": "text exposition format"},
-                                           "401": {"description": "login required"}}}},
+                                           "401": {"description": "login required"},
+                                           "429": {"description": "too many password "
+                                                                  "attempts from this client "
+                                                                  "(see Retry-After)"},
+                                           "503": {"description": "too many password checks "
+                                                                  "waiting (see Retry-After)"}}}},
     },
     "components": {
         "responses": {"LoginRequired": {"description": "no session: log in first"}},
@@ -95,7 +125,7 @@ SPEC: dict[str, Any] = {
             "Error": {"type": "object", "required": ["error"],
                       "properties": {"error": {"type": "string"}}},
             "ConfigErrors": {"type": "object", "properties": {
-                "applied": {"type": "boolean"},
+                "applied": {"type": "boolean"}, "error": {"type": "string"},
                 "errors": {"type": "array", "items": {"type": "object", "properties": {
                     "path": {"type": "string"}, "line": {"type": "integer"},
                     "section": {"type": ["string", "null"]},

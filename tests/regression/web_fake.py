@@ -49,6 +49,7 @@ class FakeDaemon:
         self.transitions: Counter[tuple[str, str]] = Counter()
         self.apply_listeners: list[Callable[..., None]] = []
         self.facts = SimpleNamespace(addresses=())
+        self.apply_failing = SimpleNamespace(total_failures=0)  # read by /metrics
         self.web: Any = None  # a WebLifecycle, for the tests that move the listener
         handlers: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, Any]]] = {
             "report": self._report, "explain": self._explain}
