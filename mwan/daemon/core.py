@@ -35,8 +35,8 @@ from ..track.dampen import Change, Dampening, DampenParams
 from ..track.machine import Step
 from ..track.tracker import Tracker
 from . import adopt, hooks, netlink, report
-from .control import PID_NAME, ControlError, ControlServer, str_arg
 from .configcheck import candidate_desired, refusal_message
+from .control import PID_NAME, ControlError, ControlServer, str_arg
 from .drift import Drift, nft_drift, routing_drift
 from .ifstate import IfaceStatus, addresses_for, gateway_for
 from .repair import ApplyHealth, Repairs
@@ -319,7 +319,7 @@ class Daemon:
             try:
                 await self._apply_once()
                 self.apply_failing.ok()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure is shown and retried
                 retry = self.apply_failing.failed(exc, time.time())
                 asyncio.get_running_loop().call_later(retry, self.request_apply)
             if not self._dirty.is_set():

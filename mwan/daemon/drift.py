@@ -114,13 +114,19 @@ class RepairGovernor:
         return max(0.0, self.hold_until - now)
 
     def record(self, now: float) -> float:
-        """Note a repair made now; returns the hold-off it starts (0 when none)."""
+        """Note a repair made now; returns the hold-off it starts (0 when none).
+
+        Once backing off, every repair keeps backing off until a quiet
+        ``window`` passes after the hold-off ends (a fighter that deletes
+        again right after each repair never gets a fresh burst).
+        """
+        last = self._times[-1] if self._times else None
+        if self.backoff and last is not None and now - max(last, self.hold_until) > self.window:
+            self.backoff = 0.0
         while self._times and now - self._times[0] > self.window:
             self._times.popleft()
-        if not self._times and self.backoff and now - self.hold_until > self.window:
-            self.backoff = 0.0
         self._times.append(now)
-        if len(self._times) <= self.burst:
+        if not self.backoff and len(self._times) <= self.burst:
             return 0.0
         self.backoff = min(self.max_backoff, self.backoff * 2 if self.backoff
                            else self.first_backoff)

@@ -22,7 +22,7 @@ class Notifier:
         if not os.environ.get("NOTIFY_SOCKET"):
             return
         try:
-            from systemd import daemon  # Debian's python3-systemd
+            from systemd import daemon  # type: ignore[attr-defined]  # python3-systemd
         except ImportError:
             log.warning("NOTIFY_SOCKET is set but python3-systemd is not installed: "
                         "systemd is not told when mwan is ready")
