@@ -393,3 +393,36 @@ def test_tls_sets_secure_cookies(lab: Lab, tmp_path: Path) -> None:
                          "-w", "%{http_code}", f"http://{lab.lan_gateway(4)}:8086/login",
                          check=False).stdout
         assert plain != "200"  # no plain HTTP beside TLS
+
+
+def test_port_change_from_the_ui_in_the_lab(web: Web) -> None:
+    """Regression (issue 11, item 7): the PUT that moves the UI is answered, then it moves.
+
+    It used to hang and leave the UI listening nowhere, deaf to web_enabled
+    '0' and to new passwords until a daemon restart.
+    """
+    csrf = web.login()
+    before = Path(web.router.config).read_text()
+    moved = before.replace("option web_enabled '1'\n",
+                           "option web_enabled '1'\n\toption web_port '8087'\n")
+    start = time.monotonic()
+    code, body = web.curl("-X", "PUT", "-H", f"X-CSRF-Token: {csrf}", "-H",
+                          "Content-Type: application/json", "--data-binary",
+                          json.dumps({"text": moved}), f"{web.base}/api/config")
+    assert code == 200 and time.monotonic() - start < 8, (code, body)
+    new = web.base.replace(":8086", ":8087")
+    deadline = time.monotonic() + 10
+    while web.curl(f"{new}/api/status")[0] != 200:  # the session survives the move
+        assert time.monotonic() < deadline, web.router.log()
+        time.sleep(0.2)
+    assert web.curl(f"{web.base}/login", login=False)[0] == 0  # nothing on the old port
+    off = moved.replace("option web_enabled '1'", "option web_enabled '0'")
+    code, body = web.curl("-X", "PUT", "-H", f"X-CSRF-Token: {csrf}", "-H",
+                          "Content-Type: application/json", "--data-binary",
+                          json.dumps({"text": off}), f"{new}/api/config")
+    assert code == 200, body
+    deadline = time.monotonic() + 10
+    while web.curl(f"{new}/login", login=False)[0] != 0:
+        assert time.monotonic() < deadline, "web_enabled '0' did not stop the UI"
+        time.sleep(0.2)
+    assert "interface wan is online" in web.router.cli("interfaces").stdout
