@@ -32,7 +32,9 @@ def _connections(conns: Sequence[dict[str, Any]], cl: cs.Classifier, wans: int, 
         "attempted": len(conns), "failed": len(failed),
         "failed_all_wans_cut": all_cut,
         "unexplained": len(failed) - all_cut,
-        "unexplained_wan_faulted_or_tracker_lag": why.count("wan_faulted"),
+        "unexplained_wan_faulted_or_tracker_lag": sum(1 for w in why
+                                                      if w not in ("all_wans_cut", "none")),
+        "unexplained_by_fault": cs.count_by(w for w in why if w not in ("all_wans_cut", "none")),
         "unexplained_no_fault": why.count("none"),
         "no_fault_failures_near_action": cs.count_by(near),
         "errors": cs.count_by(str(c["err"]) for c in failed),
@@ -164,14 +166,16 @@ def rows(rep: dict[str, Any]) -> list[tuple[str, str, str]]:
     c, f, k, ctl, rss, left = (rep["connections"], rep["flows"], rep["kill9"], rep["control"],
                                rep["rss_mb"], rep["leftovers"])
     near = ", ".join(f"{a} {n}" for a, n in c["no_fault_failures_near_action"].items())
+    faults = ", ".join(f"{a} {n}" for a, n in c["unexplained_by_fault"].items()) or "-"
     out = [
         ("new connections attempted / failed", f"{c['attempted']} / {c['failed']}", ""),
         ("… failed while every WAN was cut by the script", str(c["failed_all_wans_cut"]),
          f"allowed ({rep['all_wans_cut_s']:.0f} s with every WAN cut)"),
         ("… unexplained failures (not every WAN cut)",
          f"{c['unexplained']}: {c['unexplained_wan_faulted_or_tracker_lag']} while a WAN was "
-         f"faulted or its tracker catching up, {c['unexplained_no_fault']} with no WAN fault"
-         + (f" (near: {near})" if near else ""), _verdict(c["unexplained"] == 0) + " (0)"),
+         f"faulted or its tracker catching up ({faults}), {c['unexplained_no_fault']} with no "
+         "WAN fault" + (f" (near: {near})" if near else ""),
+         _verdict(c["unexplained"] == 0) + " (0)"),
         ("long flows broken", f"{f['broken']} of {f['opened']} opened"
          + (" (" + ", ".join(f"{a} {n}" for a, n in f["broken_by_cause"].items()) + ")"
             if f["broken"] else ""), ""),

@@ -111,7 +111,7 @@ def _router_actions(rng: random.Random, wans: int, duration: float) -> list[Acti
     while t < duration - 4:
         if all(abs(t - a.t) > 2.0 for a in fixed):
             restarts.append(Action(round(t, 2), RESTART))
-        t += rng.uniform(4, 7)
+        t += rng.uniform(3, 6)
     return fixed + restarts
 
 
@@ -225,16 +225,20 @@ class Classifier:
                        if d.start <= e and s <= d.end + (d.repair_s or 0) + after})
 
     def connection(self, t: float, dt: float) -> str:
-        """``all_wans_cut``, ``wan_faulted`` (some WAN faulted or its tracker lagging) or ``none``."""
+        """``all_wans_cut``; a WAN fault going on (``outage``, ``carrier_down``, ``loss``) or
+        just over (``recovering``: within ``lag``); or ``none``."""
         if _overlaps(self.blackouts, t, t + dt):
             return "all_wans_cut"
+        for kind in (OUTAGE, CARRIER_DOWN, LOSS):
+            if _overlaps(((i.start, i.end) for i in self.intervals if i.kind == kind), t, t + dt):
+                return kind
         if _overlaps(((i.start, i.end + self.lag) for i in self.intervals), t, t + dt):
-            return "wan_faulted"
+            return "recovering"
         return "none"
 
     def flow(self, wan: int | None, last_ok: float, t: float) -> str:
         """Why a flow on ``wan`` broke: ``wan_cut``, ``address_changed`` (its WAN died), or
-        ``carrier_flap``, ``loss``, ``unexplained`` (it should have lived)."""
+        ``during KIND`` (a router action), ``carrier_flap``, ``loss``, ``unexplained``."""
         mine = [i for i in self.intervals if i.wan == wan]
         cuts = [i for i in mine if i.kind in CUTS]
         if _overlaps(((i.start, i.end) for i in cuts if i.end - i.start >= FLAP), last_ok - 0.5, t):
@@ -242,6 +246,10 @@ class Classifier:
         if any(d.action.kind == GATEWAY and d.action.wan == wan and last_ok - 1 <= d.end
                and d.start <= t for d in self.router):
             return "address_changed"
+        near = self.actions_near(last_ok - 0.5, t, after=0.5)
+        for kind in (NFT_FLUSH, RULES_DEL, GATEWAY, KILL9, RESTART):
+            if kind in near:
+                return f"during {kind}"
         if _overlaps(((i.start, i.end) for i in cuts), last_ok - 0.5, t):
             return "carrier_flap"
         if _overlaps(((i.start, i.end) for i in mine if i.kind == LOSS), last_ok - 0.5, t):
