@@ -7,11 +7,13 @@ LAN namespace.
 
 from __future__ import annotations
 
+import ast
 import ctypes
 import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -426,3 +428,55 @@ def test_port_change_from_the_ui_in_the_lab(web: Web) -> None:
         assert time.monotonic() < deadline, "web_enabled '0' did not stop the UI"
         time.sleep(0.2)
     assert "interface wan is online" in web.router.cli("interfaces").stdout
+
+
+GUESSER = """
+import base64, http.client, sys, threading, time
+host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+end = time.monotonic() + seconds
+counts = {}
+def guess(i):
+    n = 0
+    while time.monotonic() < end:
+        auth = base64.b64encode(f"prom:guess-{i}-{n}".encode()).decode()
+        try:
+            c = http.client.HTTPConnection(host, port, timeout=5)
+            c.request("GET", "/metrics", headers={"Authorization": "Basic " + auth})
+            s = c.getresponse().status
+            counts[s] = counts.get(s, 0) + 1
+            c.close()
+        except OSError:
+            counts[0] = counts.get(0, 0) + 1
+            time.sleep(0.05)
+        n += 1
+ts = [threading.Thread(target=guess, args=(i,)) for i in range(16)]
+for t in ts: t.start()
+for t in ts: t.join()
+print(counts)
+"""
+
+
+def test_password_guessing_does_not_slow_tracking(web: Web) -> None:
+    """Regression (issue 11, item 1): 16 connections guessing /metrics' Basic auth.
+
+    The checks ran scrypt in the daemon's loop: a dead WAN took 9.5 s instead
+    of 3.5 s to go offline.  Now they run off the loop and are rate-limited.
+    """
+    lab = web.lab
+    guesser = lab.popen(lab.client_ns(1), [sys.executable, "-c", GUESSER, lab.lan_gateway(4),
+                                           "8086", "12"], stdout=subprocess.PIPE, text=True)
+    time.sleep(2)
+    lab.outage(1)
+    start = time.monotonic()
+    try:
+        while "interface wan is offline" not in web.router.cli("interfaces").stdout:
+            assert time.monotonic() - start < 30, web.router.log()
+            time.sleep(0.1)
+        took = time.monotonic() - start
+    finally:
+        lab.end_outage(1)
+    out, _ = guesser.communicate(timeout=30)
+    print(f"wan offline {took:.1f} s after the outage, while guessing: {out.strip()}")
+    assert took < INTERVAL * DOWN + TIMEOUT + 3, took
+    counts = ast.literal_eval(out.strip())
+    assert counts.get(401, 0) <= 5 + 12 / 2 + 1, counts  # the burst, then one every 2 s
