@@ -59,8 +59,8 @@ def cmd_web_password(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"{exc}\nnothing changed", file=sys.stderr)
         return 1
-    write_atomic(args.config, text)
-    print(f"web UI password set in {args.config}")
+    write_atomic(args.config, text)  # 0600: the file now holds a password hash
+    print(f"web UI password set in {args.config} (readable by its owner only)")
     try:
         call(args.run_dir, "reload")
         print("mwan reloaded: the new password is in effect")
