@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from ..plan.names import FWMARK_PRIORITY, reserved_ipset
 from . import fields as F
 from .errors import ConfigError, Problem
 from .marks import MarkSpace
@@ -31,7 +32,7 @@ from .model import (
     PortRange,
     Rule,
 )
-from .uci import UciSection, UciSyntaxError, parse_uci
+from .uci import UciSection, UciSyntaxError, char_name, parse_uci
 
 T = TypeVar("T")
 
@@ -188,8 +189,9 @@ def _read_interface(r: _Reader, ident: int, network_devices: Mapping[str, str]) 
     if method in ("arping", "nping-arp") and family == "ipv6":
         r.problem("track_method", f"{method} works only on ipv4 interfaces")
     device = r.scalar("device", str, None) or network_devices.get(name) or name
-    if len(device) > 15:
-        r.problem("device", f"{device!r} is longer than the 15 characters of a Linux device name")
+    why = device_name_problem(device)
+    if why:
+        r.problem("device", why)
     iface = Interface(
         name=name,
         id=ident,
@@ -301,7 +303,7 @@ def _read_rule(r: _Reader) -> Rule:
         proto=proto,
         dest_ip=dest_ip,
         dest_port=dest_port,
-        ipset=r.scalar("ipset", F.read_set_name, None),
+        ipset=r.scalar("ipset", read_ipset, None),
         sticky=sticky,
         timeout=r.scalar("timeout", lambda t: F.read_int(t, 1, 1000000), 600),
         family=family,  # type: ignore[arg-type]
@@ -309,6 +311,74 @@ def _read_rule(r: _Reader) -> Rule:
         src_iface=r.scalar("src_iface", str, None),
         line=r.section.line,
     )
+
+
+# Linux refuses these in a device name (dev_valid_name); nft reads '*' as a
+# wildcard and quotes and backslashes as its own syntax.
+_DEVICE_KERNEL_REFUSES = "/:"
+_DEVICE_NFT_SPECIAL = "*\"'\\"
+MAIN_RULE_PRIORITY = 32766  # the kernel's "from all lookup main"
+FIRST_KERNEL_TABLE = 253  # routing tables 253-255 are default, main and local
+
+
+def device_name_problem(device: str) -> str | None:
+    """Why ``device`` cannot be a Linux interface name that nft matches literally, or None.
+
+    The kernel's ``dev_valid_name``: 1-15 bytes, not ``.`` or ``..``, no
+    ``/``, ``:`` or blank.  mwan also refuses what nft would read as syntax
+    (``*`` is a wildcard: ``eth*`` would match every eth device) and anything
+    but printable ASCII.
+    """
+    if not device:
+        return "is empty; give the Linux device name, e.g. 'eth1'"
+    size = len(device.encode())
+    if size > 15:
+        return f"{device!r} is longer than the 15 bytes of a Linux device name"
+    if device in (".", ".."):
+        return f"{device!r} is not a Linux device name"
+    for c in device:
+        if c in _DEVICE_NFT_SPECIAL:
+            return (f"{device!r}: {c!r} is not allowed in a device name (nft would read it as "
+                    f"{'a wildcard' if c == '*' else 'quoting'}); name one device, e.g. 'eth1'")
+        if c in _DEVICE_KERNEL_REFUSES or c.isspace() or not (c.isascii() and c.isprintable()):
+            return (f"{device!r}: {char_name(c)} is not allowed in a Linux device name "
+                    "(the kernel refuses '/', ':' and blanks; mwan takes printable ASCII)")
+    return None
+
+
+def read_ipset(text: str) -> str:
+    """A rule's ``ipset``: a valid set name that is none of mwan's own sets."""
+    name = F.read_set_name(text)
+    theirs = reserved_ipset(name)
+    if theirs is not None:
+        raise F.BadValue(f"{name!r} is reserved: its nft set {theirs!r} is one mwan names itself "
+                         "(connected, custom, dynamic and sticky_v4_RULE / sticky_v6_RULE); "
+                         "name the set differently")
+    return name
+
+
+def _mark_space_problems(path: str, space: MarkSpace, globals_sec: UciSection | None,
+                         interfaces: list[Interface]) -> list[Problem]:
+    """mmx_mask must leave room for the interfaces and keep mwan's ip rules before main's."""
+    out: list[Problem] = []
+    highest = FWMARK_PRIORITY + space.unreachable_id  # the 'fwmark ... unreachable' rule
+    if highest >= MAIN_RULE_PRIORITY:
+        opt = globals_sec.get("mmx_mask") if globals_sec is not None else None
+        out.append(Problem(
+            path, opt.line if opt else 0, globals_sec.name if globals_sec else None, "mmx_mask",
+            f"{space.mask:#x} has {space.bits} bits: the reserved ids (blackhole "
+            f"{space.blackhole_id}, unreachable {space.unreachable_id}) would need ip rule "
+            f"priority {highest}, past the main table's rule at {MAIN_RULE_PRIORITY}; use at "
+            f"most 14 bits, e.g. 0x3F00 (the default) or 0xFF0000"))
+        return out
+    room = min(space.max_interfaces, FIRST_KERNEL_TABLE - 1)
+    if len(interfaces) > room:
+        why = (f"mmx_mask {space.mask:#x} has room for {room}" if room == space.max_interfaces
+               else f"routing tables {FIRST_KERNEL_TABLE}-255 are the kernel's, so there is "
+               f"room for {room}")
+        out.append(Problem(path, interfaces[room].line, interfaces[room].name, None,
+                           f"too many interfaces: {why}, this is number {room + 1}"))
+    return out
 
 
 def build_config(sections: tuple[UciSection, ...], path: str,
@@ -364,11 +434,8 @@ def build_config(sections: tuple[UciSection, ...], path: str,
         problems.append(Problem(path, line, section, option, message))
 
     space = MarkSpace(globals_.mmx_mask)
-    if len(interfaces) > space.max_interfaces:
-        problems.append(Problem(
-            path, interfaces[space.max_interfaces].line, interfaces[space.max_interfaces].name,
-            None, f"too many interfaces: mmx_mask {globals_.mmx_mask:#x} has room for "
-            f"{space.max_interfaces}, this is number {space.max_interfaces + 1}"))
+    globals_sec = next((s for s in sections if s.type == "globals"), None)
+    problems.extend(_mark_space_problems(path, space, globals_sec, interfaces))
     iface_names = {i.name: i for i in interfaces}
     devices: dict[str, Interface] = {}
     for i in interfaces:
@@ -444,13 +511,24 @@ def network_devices_from(text: str, path: str) -> dict[str, str]:
 def load_config(path: str, network_path: str = "/etc/config/network") -> Config:
     """Read and validate the config file (and the network file for devices)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            data = fh.read()
     except OSError as exc:
         raise ConfigError([Problem(path, 0, None, None, f"cannot read: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([Problem(path, 0, None, None, "not UTF-8 text")]) from None
-    return parse_config(text, path, read_network_devices(network_path))
+    return parse_config(decode_config(data, path), path, read_network_devices(network_path))
+
+
+def decode_config(data: bytes, path: str) -> str:
+    """UTF-8 config bytes as text, or a ConfigError at the line of the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError([Problem(
+            path, line, None, None, f"not UTF-8 text: byte {data[exc.start]:#04x} at column "
+            f"{column} (a binary file, or text saved in another encoding: save it as UTF-8)")]
+        ) from None
 
 
 def read_network_devices(network_path: str) -> dict[str, str]:

@@ -44,3 +44,26 @@ def sticky_set(rule: str, family: Family) -> str:
 def user_set(name: str, family: Family) -> str:
     """The nft set behind a rule's ``ipset`` option, one per family."""
     return f"{name}_{SUFFIX[family]}"
+
+
+BYPASS_SETS = ("connected", "custom", "dynamic")  # compile.bypass_sets: KIND_v4, KIND_v6
+
+
+def reserved_ipset(name: str) -> str | None:
+    """The set of mwan's own that a rule's ``ipset`` NAME would collide with, or None.
+
+    A rule's ipset becomes the sets :func:`user_set` names; mwan itself names
+    the bypass sets (``connected_v4``, ...) and a :func:`sticky_set` per sticky
+    rule.  ``ipset 'connected'`` would be ``connected_v4``, and ``ipset
+    'sticky_v4_a'`` would be ``sticky_v4_a_v4``, the sticky set of a rule
+    ``a_v4``: any name that can collide is reserved, whatever rules exist now.
+    """
+    for fam in FAMILIES:
+        theirs = user_set(name, fam)
+        if theirs in _OWN_SETS or theirs.startswith(_STICKY_PREFIXES):
+            return theirs
+    return None
+
+
+_OWN_SETS = frozenset(f"{kind}_{SUFFIX[fam]}" for kind in BYPASS_SETS for fam in FAMILIES)
+_STICKY_PREFIXES = tuple(sticky_set("", fam) for fam in FAMILIES)

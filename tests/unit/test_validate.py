@@ -331,3 +331,147 @@ def test_unreadable_file() -> None:
     with pytest.raises(ConfigError) as e:
         load_config("/nonexistent/mwan3")
     assert "/nonexistent/mwan3:0: cannot read" in str(e.value)
+
+
+# ------------------------------------------- configs the kernel would refuse
+
+@pytest.mark.parametrize("device,fragment", [
+    ("eth*", "'*' is not allowed"),
+    ("*", "wildcard"),
+    ('eth"0', "quoting"),
+    ("eth\\0", "quoting"),
+    ("a/b", "U+002F SOLIDUS"),
+    ("eth0:1", "U+003A COLON"),
+    ("eth 0", "U+0020 SPACE"),
+    ("eth0\u00a0", "U+00A0 NO-BREAK SPACE"),
+    ("ethé", "U+00E9"),
+    (".", "not a Linux device name"),
+    ("..", "not a Linux device name"),
+    ("abcdefghijklmnop", "longer than the 15 bytes"),
+    ("éééééééé", "longer than the 15 bytes"),  # 8 characters, 16 bytes
+])
+def test_device_must_be_a_kernel_device_name(device: str, fragment: str) -> None:
+    quoted = device.replace("'", "'\\''")
+    p = one_problem(f"config interface 'wan'\n\toption enabled '1'\n\toption device '{quoted}'\n")
+    assert (p.section, p.option, p.line) == ("wan", "device", 3)
+    assert fragment in p.message
+
+
+def test_an_empty_device_still_means_the_interface_name() -> None:
+    cfg = parse_config("config interface 'wan'\n\toption device ''\n", PATH)
+    assert cfg.interfaces[0].device == "wan"
+
+
+@pytest.mark.parametrize("device", ["eth0", "eth0.2", "br-lan", "pppoe-wan", "wlan0-1", "wg0",
+                                    "lte_1", "a", "abcdefghijklmno", "phy0-ap0", "veth@x"])
+def test_ordinary_device_names_are_accepted(device: str) -> None:
+    cfg = parse_config(f"config interface 'wan'\n\toption device '{device}'\n", PATH)
+    assert cfg.interfaces[0].device == device
+
+
+def test_a_device_from_the_network_file_is_checked_too() -> None:
+    p = one_problem_with_devices("config interface 'wan'\n\toption enabled '1'\n",
+                                 {"wan": "eth*"})
+    assert (p.section, p.line) == ("wan", 1) and "wildcard" in p.message
+
+
+def one_problem_with_devices(text: str, devices: dict[str, str]) -> Problem:
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, PATH, devices)
+    (p,) = e.value.problems
+    return p
+
+
+@pytest.mark.parametrize("ipset,own", [
+    ("connected", "connected_v4"), ("custom", "custom_v4"), ("dynamic", "dynamic_v4"),
+    ("sticky_v4_a", "sticky_v4_a_v4"), ("sticky_v6_a", "sticky_v6_a_v4"),
+    ("sticky_v4", "sticky_v4_v4"),
+])
+def test_an_ipset_named_like_mwans_own_sets_is_refused(ipset: str, own: str) -> None:
+    p = one_problem(BASE + f"config rule 'r'\n\toption use_policy 'only'\n"
+                    f"\toption ipset '{ipset}'\n")
+    assert (p.section, p.option, p.line) == ("r", "ipset", 11)
+    assert "reserved" in p.message and repr(own) in p.message
+
+
+@pytest.mark.parametrize("ipset", ["youtube", "sticky", "sticky_a", "connected_v4", "vpn_hosts"])
+def test_other_ipset_names_are_fine(ipset: str) -> None:
+    cfg = parse_config(BASE + f"config rule 'r'\n\toption use_policy 'only'\n"
+                       f"\toption ipset '{ipset}'\n", PATH)
+    assert cfg.rules[0].ipset == ipset
+
+
+def test_reserved_ipset_names_cover_every_set_the_compiler_makes() -> None:
+    from mwan.plan.compile import compile_nft
+    from mwan.plan.names import reserved_ipset
+    from mwan.plan.state import KernelFacts
+
+    cfg = parse_config(BASE + "config rule 'a_v4'\n\toption use_policy 'only'\n"
+                       "\toption sticky '1'\n\toption ipset 'hosts'\n", PATH)
+    table = compile_nft(cfg, {}, KernelFacts())
+    own = {s.name for s in table.sets} - {"hosts_v4", "hosts_v6"}
+    assert own  # connected_v4, ..., sticky_v4_a_v4, sticky_v6_a_v4
+    for name in own:
+        for sfx in ("_v4", "_v6"):
+            if name.endswith(sfx):
+                assert reserved_ipset(name[: -len(sfx)]) is not None, name
+
+
+@pytest.mark.parametrize("mask", ["0xFFFFFFFF", "0xFFFF", "0x7FFF0000", "0xFFFE"])
+def test_a_mask_whose_ids_leave_the_ip_rule_range_is_refused(mask: str) -> None:
+    p = one_problem(f"config globals 'globals'\n\toption mmx_mask '{mask}'\n" + BASE)
+    assert (p.section, p.option, p.line) == ("globals", "mmx_mask", 2)
+    assert "past the main table's rule" in p.message and "at most 14 bits" in p.message
+
+
+@pytest.mark.parametrize("mask", ["0x3F00", "0xFF0000", "0x3FFF0000", "0xFF00", "0x700"])
+def test_masks_up_to_fourteen_bits_are_fine(mask: str) -> None:
+    cfg = parse_config(f"config globals 'globals'\n\toption mmx_mask '{mask}'\n" + BASE, PATH)
+    assert cfg.globals.mmx_mask == int(mask, 16)
+
+
+def test_interfaces_stop_before_the_kernels_routing_tables() -> None:
+    # 9 bits would allow 508 ids, but tables 253-255 are default, main and local
+    p = one_problem(many_interfaces(253, "0x1FF00"))
+    assert p.section == "w253" and "routing tables 253-255" in p.message and "room for 252" \
+        in p.message
+    assert len(parse_config(many_interfaces(252, "0x1FF00"), PATH).interfaces) == 252
+
+
+# ------------------------------------------------ files as users write them
+
+def test_config_file_with_bom_and_crlf_loads_like_the_plain_one(tmp_path: pytest.TempPathFactory
+                                                                 ) -> None:
+    plain = example_text()
+    f = tmp_path / "mwan3"  # type: ignore[operator]
+    f.write_bytes(b"\xef\xbb\xbf" + plain.replace("\n", "\r\n").encode())
+    assert load_config(str(f), "").interfaces == parse_config(plain, str(f)).interfaces
+
+
+def test_an_empty_file_is_an_empty_config(tmp_path: pytest.TempPathFactory) -> None:
+    f = tmp_path / "mwan3"  # type: ignore[operator]
+    f.write_bytes(b"")
+    cfg = load_config(str(f), "")
+    assert cfg.interfaces == () and cfg.rules == ()
+
+
+def test_a_binary_file_is_a_clear_error_with_its_line(tmp_path: pytest.TempPathFactory) -> None:
+    f = tmp_path / "mwan3"  # type: ignore[operator]
+    f.write_bytes(b"config interface 'wan'\n\x7fELF\x02\x01\x01\x00\xff\xfe\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(f), "")
+    (p,) = e.value.problems
+    assert p.line == 2 and "not UTF-8 text: byte 0xff at column 9" in p.message
+    f.write_bytes(b"config interface 'wan'\n\x00\x00\x00\x00\n")  # valid UTF-8, still binary
+    with pytest.raises(ConfigError) as e:
+        load_config(str(f), "")
+    (p,) = e.value.problems
+    assert p.line == 2 and "U+0000 NULL" in p.message
+
+
+def test_fifty_thousand_sections_still_load() -> None:
+    text = BASE + "".join(f"config rule 'r{k}'\n\toption use_policy 'only'\n"
+                          f"\toption dest_port '{k % 65535 + 1}'\n\toption proto 'tcp'\n"
+                          for k in range(50000))
+    cfg = parse_config(text, PATH)
+    assert len(cfg.rules) == 50000 and cfg.rules[-1].line == 9 + 49999 * 4
