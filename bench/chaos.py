@@ -274,6 +274,18 @@ def all_online(router: MwanRouter) -> bool:
     return all(i["online"] for i in ifaces.values())
 
 
+def daemon_counts(router: MwanRouter) -> dict[str, Any]:
+    """What the (last started) daemon counted: applies, repairs, a failing apply."""
+    try:
+        st = call(router.run_dir, "state", timeout=5)
+    except Exception as e:  # noqa: BLE001 - the report says what went wrong
+        return {"error": str(e)}
+    rep = st.get("repairs") or {}
+    return {"uptime_s": round(float(st.get("uptime_s", 0)), 1), "applies": st.get("applies"),
+            "repairs_total": rep.get("total"), "repairs_by_kind": rep.get("by_kind"),
+            "backing_off_s": rep.get("backing_off_s"), "apply_error": st.get("apply_error")}
+
+
 def prepare(lab: Lab) -> str:
     """Extra lab pieces: the flow server's address, a second gateway per ISP; the firewall."""
     lab.ip(lab.inet, "addr", "add", f"{FLOW_SERVER}/32", "dev", "lo")
@@ -325,6 +337,7 @@ def run_storm(lab: Lab, router: MwanRouter, firewall: str, actions: tuple[cs.Act
         recovered = wait_for(lambda: all_online(router), 30, since=t_end)
         pid1 = storm.daemon_pid()
         rss_end = rss_mb(pid1) if pid1 else None
+        own = daemon_counts(router)
     state = storm.kernel.mwan_chains() is not None, len(storm.kernel.mwan_rules())
     stop = router.cli("stop", check=False, timeout=60)
     return {
@@ -332,7 +345,7 @@ def run_storm(lab: Lab, router: MwanRouter, firewall: str, actions: tuple[cs.Act
         "pings": sampler.pings, "rss": sampler.rss, "rss_start": rss_start, "rss_end": rss_end,
         "pids": sorted({p for p in (pid0, pid1) if p}), "recovered_s": recovered,
         "before_stop": {"table": state[0], "rules": state[1]},
-        "stop_ok": stop.returncode == 0, "leftovers": storm.kernel.leftovers(),
+        "stop_ok": stop.returncode == 0, "leftovers": storm.kernel.leftovers(), "daemon": own,
         "log_tail": router.log()[-30000:],
     }
 

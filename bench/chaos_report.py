@@ -132,6 +132,7 @@ def analyze(raw: dict[str, Any], params: dict[str, Any], actions: Sequence[cs.Ac
                    "max": _r(max((m for _, m in raw["rss"]), default=None), 1),
                    "daemons": 1 + sum(1 for d in kills if d.ok)},
         "recovered_after_storm_s": _r(raw["recovered_s"]),
+        "daemon_counts": raw.get("daemon"),
         "before_stop": raw["before_stop"], "stop_ok": raw["stop_ok"],
         "leftovers": raw["leftovers"],
         "timeline": [{"t": round(d.start - t0, 2), "kind": d.action.kind, "wan": d.action.wan,
@@ -198,12 +199,19 @@ def rows(rep: dict[str, Any]) -> list[tuple[str, str, str]]:
     memory = (f"{rss['start']} / {rss['end']} MB (max {rss['max']} MB; {rss['daemons']} daemon "
               "processes, one more per `kill -9`)")
     back = rep["recovered_after_storm_s"]
+    dc = rep.get("daemon_counts") or {}
+    own = (f"error: {dc['error']}" if "error" in dc else
+           f"{dc.get('applies')} applies, repairs {dc.get('repairs_total')} "
+           f"({', '.join(f'{a} {n}' for a, n in (dc.get('repairs_by_kind') or {}).items()) or '-'})"
+           f" in its {dc.get('uptime_s')} s; repairs backing off: {dc.get('backing_off_s')} s; "
+           f"failing apply: {dc.get('apply_error') or 'none'}")
     left_s = f"nft tables {left['nft_tables']}, ip rules {left['ip_rules']}, routes {left['routes']}"
     out += [
         ("`kill -9` then `mwan3 start`", kill, _verdict(k["start_ok"] == k["count"])),
         ("`mwan3 restart`, alternating configs", restart, _verdict(rs["ok"] == rs["count"])),
         ("control socket `ping` every 100 ms", control, _verdict(control_ok) + " (p99 < 100 ms)"),
         ("daemon RSS start / end", memory, ""),
+        ("the last daemon's own count", own, ""),
         ("all WANs online again after the storm",
          "not within 30 s" if back is None else f"{back} s", ""),
         ("left after `mwan3 stop`", left_s,
