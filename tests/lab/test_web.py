@@ -480,3 +480,44 @@ def test_password_guessing_does_not_slow_tracking(web: Web) -> None:
     assert took < INTERVAL * DOWN + TIMEOUT + 3, took
     counts = ast.literal_eval(out.strip())
     assert counts.get(401, 0) <= 5 + 12 / 2 + 1, counts  # the burst, then one every 2 s
+
+
+HOLDER = """
+import socket, sys, time
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+socks = []
+for _ in range(n):
+    try:
+        socks.append(socket.create_connection((host, port), timeout=2))
+    except OSError:
+        pass
+print(len(socks), flush=True)
+time.sleep(float(sys.argv[4]))
+"""
+
+
+def test_idle_connections_are_capped_and_time_out(web: Web) -> None:
+    """Regression (issue 11, item 3): 250 idle connections stayed open for 130 s."""
+    lab = web.lab
+
+    def held() -> int:
+        out = lab.exec(lab.router, "ss", "-Htn", "state", "established", "(", "sport", "=",
+                       ":8086", ")").stdout
+        return len(out.splitlines())
+
+    holder = lab.popen(lab.client_ns(1), [sys.executable, "-c", HOLDER, lab.lan_gateway(4),
+                                          "8086", "250", "25"], stdout=subprocess.PIPE,
+                       text=True)
+    assert holder.stdout is not None
+    holder.stdout.readline()  # all connects done
+    time.sleep(1)
+    at_once = held()
+    assert at_once <= 16, at_once  # mwan.web.conn.PER_CLIENT
+    assert web.curl(f"{web.base}/login", login=False)[0] == 0  # this client is at its cap
+    deadline = time.monotonic() + 20
+    while held():  # idle ones are closed (mwan.web.conn.IDLE_TIMEOUT = 15 s)
+        assert time.monotonic() < deadline, f"{held()} idle connections still open"
+        time.sleep(0.5)
+    assert web.curl(f"{web.base}/login", login=False)[0] == 200
+    holder.kill()
+    assert "interface wan is online" in web.router.cli("interfaces").stdout

@@ -165,3 +165,18 @@ def test_section_form_writes_only_what_changed() -> None:
     assert changed_options(sec["web"], web_form) == {"proto": "udp"}
     assert changed_options(sec["web"], {"opt:dest_port": "8080"}) == {"dest_port": "8080"}
     assert changed_options(sec["web"], {"opt:dest_port": ""}) == {"dest_port": None}
+
+
+def test_password_buckets_slow_down_without_locking_out() -> None:
+    from mwan.web import guard
+
+    b = guard.Buckets(burst=3, refill=2.0)
+    assert [b.take("a", 100.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert b.take("a", 100.0) == 2.0  # the next one in 2 s
+    assert b.take("b", 100.0) == 0.0  # another client is not affected
+    assert b.take("a", 101.0) == 1.0 and b.take("a", 102.0) == 0.0
+    assert b.take("a", 1000.0) == 0.0  # full again after a pause, never locked
+    assert guard.client_key("192.0.2.7") == "192.0.2.7"
+    assert guard.client_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert guard.client_key("2001:db8:1:2:a::1") == guard.client_key("2001:db8:1:2:b::9") \
+        == "2001:db8:1:2::/64"
