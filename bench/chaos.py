@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -230,13 +231,31 @@ class Storm:
             return cs.Done(a, start, time.time(), ok=False, detail="no pid file")
         rules = self.kernel.mwan_rules()
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: rss_mb(pid) is None, 5)
-        kept = self.kernel.mwan_chains() is not None and self.kernel.mwan_rules() == rules
-        t = time.time()
-        res = self.router.cli("start", check=False, timeout=30)
-        took = time.time() - t
+        gaps: list[float] = []
+        watching = threading.Event()
+
+        def watch() -> None:  # the table and rules stay, through the crash and the start
+            while not watching.wait(0.02):
+                if self.kernel.mwan_chains() is None or self.kernel.mwan_rules() != rules:
+                    gaps.append(time.time())
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            wait_for(lambda: rss_mb(pid) is None, 5)
+            t = time.time()
+            res = self.router.cli("start", check=False, timeout=30)
+            took = time.time() - t
+            time.sleep(0.5)
+        finally:
+            watching.set()
+            watcher.join(5)
+        dups = self.kernel.mwan_rule_count() - len(self.kernel.mwan_rules())
+        kept = not gaps and not dups
         return cs.Done(a, start, time.time(), ok=res.returncode == 0, repair_s=took,
-                       detail=("kept" if kept else "NOT kept") + " table and rules after kill"
+                       detail=("kept" if kept else "NOT kept") + " table and rules through kill "
+                       "and start" + (f" (missing or changed {len(gaps)}× in 20 ms polls)"
+                                      if gaps else "")
+                       + (f"; {dups} duplicate rules" if dups else "")
                        + ("" if res.returncode == 0 else f"; start: {res.stderr.strip()[:200]}"))
 
     def gateway(self, a: cs.Action, start: float) -> cs.Done:
@@ -306,7 +325,8 @@ def run_storm(lab: Lab, router: MwanRouter, firewall: str, actions: tuple[cs.Act
     echo = start_python(lab, lab.inet, "echo", "--bind", FLOW_SERVER, "--port", str(FLOW_PORT),
                         "--duration", str(args.duration + 120))
     assert echo.stdout is not None
-    if echo.stdout.readline().strip() != "ready":
+    ready, _, _ = select.select([echo.stdout], [], [], 10)
+    if not ready or echo.stdout.readline().strip() != "ready":
         raise RuntimeError("the flow echo server did not start")
     pid0 = storm.daemon_pid()
     rss_start = rss_mb(pid0) if pid0 else None

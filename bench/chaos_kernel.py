@@ -60,6 +60,11 @@ class RouterKernel:
         return {int(r["priority"]) for r in self._json("ip", family, "-j", "rule", "show")
                 if str(r.get("protocol")) == MWAN_PROTO}
 
+    def mwan_rule_count(self, family: str = "-4") -> int:
+        """How many ip rules mwan has (more than priorities: duplicates)."""
+        return sum(1 for r in self._json("ip", family, "-j", "rule", "show")
+                   if str(r.get("protocol")) == MWAN_PROTO)
+
     def delete_rules(self, priorities: set[int], family: str = "-4") -> None:
         """Delete the ip rules with these priorities in one ``ip -batch``, as another tool would."""
         if priorities:
