@@ -89,8 +89,15 @@ class UciSection:
 
 
 def split_lines(text: str) -> list[str]:
-    """The lines of a config text as libuci counts them: broken only at ``\\n``."""
-    return text.split("\n")
+    """The lines of a config text as libuci counts them: broken only at ``\\n``.
+
+    A final ``\\n`` ends the last line (no empty line after it), as
+    ``str.splitlines()`` has it; a ``\\r`` before it stays (a blank to the parser).
+    """
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def char_name(c: str) -> str:

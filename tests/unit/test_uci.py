@@ -225,3 +225,13 @@ def test_error_lines_count_only_newlines(text: str) -> None:
         parse_uci(text)
     except UciSyntaxError as e:
         assert 1 <= e.line <= text.count("\n") + 1
+
+
+def test_split_lines_counts_lines_as_the_parser_does() -> None:
+    from mwan.config.uci import split_lines
+
+    assert split_lines("") == [] and split_lines("a\n") == ["a"] and split_lines("a\n\n") == ["a", ""]
+    text = "config rule 'r'\f\r\n\toption a 'x\u2028y'\x0b\n\toption b 'z'\n"
+    lines = split_lines(text)
+    (sec,) = parse_uci(text)
+    assert len(lines) == 3 and "option b" in lines[sec.get("b").line - 1]  # type: ignore[union-attr]
