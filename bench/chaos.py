@@ -101,6 +101,7 @@ class Sampler:
         self.pid = pid
         self.pings: list[tuple[float, float | None]] = []  # (time, latency or None)
         self.rss: list[tuple[float, float]] = []
+        self.online: list[tuple[float, bool]] = []  # every 0.5 s: all WANs online?
         self.quit = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -114,6 +115,8 @@ class Sampler:
                 self.pings.append((t, time.perf_counter() - start))
             except Exception:  # noqa: BLE001 - every failure is an unanswered ping
                 self.pings.append((t, None))
+            if len(self.pings) % 5 == 1:
+                self.online.append((time.time(), all_online(self.router)))
             if len(self.pings) % 50 == 1:
                 pid = self.pid()
                 mb = rss_mb(pid) if pid else None
@@ -354,7 +357,11 @@ def run_storm(lab: Lab, router: MwanRouter, firewall: str, actions: tuple[cs.Act
         conns = rate.wait(args.duration + 60)
         flow_records = flows.wait(args.duration + 60)
         t_end = time.time()
+        last_fault = max((d.end for d in done["wan"]), default=t_end)
         recovered = wait_for(lambda: all_online(router), 30, since=t_end)
+        recovered = (None if recovered is None else
+                     next((t - last_fault for t, up in sampler.online if t >= last_fault and up),
+                          recovered + t_end - last_fault))
         pid1 = storm.daemon_pid()
         rss_end = rss_mb(pid1) if pid1 else None
         own = daemon_counts(router)
@@ -364,6 +371,7 @@ def run_storm(lab: Lab, router: MwanRouter, firewall: str, actions: tuple[cs.Act
         "t0": t0, "done": done["wan"] + done["router"], "conns": conns, "flows": flow_records,
         "pings": sampler.pings, "rss": sampler.rss, "rss_start": rss_start, "rss_end": rss_end,
         "pids": sorted({p for p in (pid0, pid1) if p}), "recovered_s": recovered,
+        "recovery_target_s": (TRACKING["up"] + 1) * TRACKING["interval"],
         "before_stop": {"table": state[0], "rules": state[1]},
         "stop_ok": stop.returncode == 0, "leftovers": storm.kernel.leftovers(), "daemon": own,
         "log_tail": router.log()[-30000:],

@@ -132,6 +132,7 @@ def analyze(raw: dict[str, Any], params: dict[str, Any], actions: Sequence[cs.Ac
                    "max": _r(max((m for _, m in raw["rss"]), default=None), 1),
                    "daemons": 1 + sum(1 for d in kills if d.ok)},
         "recovered_after_storm_s": _r(raw["recovered_s"]),
+        "recovery_target_s": raw.get("recovery_target_s"),
         "daemon_counts": raw.get("daemon"),
         "before_stop": raw["before_stop"], "stop_ok": raw["stop_ok"],
         "leftovers": raw["leftovers"],
@@ -214,8 +215,10 @@ def rows(rep: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("control socket `ping` every 100 ms", control, _verdict(control_ok) + " (p99 < 100 ms)"),
         ("daemon RSS start / end", memory, ""),
         ("the last daemon's own count", own, ""),
-        ("all WANs online again after the storm",
-         "not within 30 s" if back is None else f"{back} s", ""),
+        ("all WANs online again after the storm's last fault",
+         "not within 30 s" if back is None else f"after {back} s (state asked every 0.5 s)",
+         _verdict(back is not None and back <= (rep.get("recovery_target_s") or 0))
+         + f" (≤ {rep.get('recovery_target_s')} s: `up` rounds + one)"),
         ("left after `mwan3 stop`", left_s,
          _verdict(rep["stop_ok"] and not any(left.values())) + " (0)"),
     ]
