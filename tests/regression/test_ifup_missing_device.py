@@ -11,7 +11,8 @@ import pytest
 
 from mwan.lab import Lab
 from mwan.lab.router import MwanRouter
-from tests.lab.test_tracker import config, online, state, wait_for
+
+from .lab_helpers import config, first_rounds, online
 
 pytestmark = pytest.mark.lab
 
@@ -27,8 +28,8 @@ config interface 'ghost'
 def test_ifup_names_the_missing_device(lab: Lab, mwan: Callable[[str], MwanRouter],
                                        tracked: bool) -> None:
     ghost = GHOST + ("\tlist track_ip '192.0.2.1'\n" if tracked else "")
-    r = mwan(config(lab) + ghost)
-    wait_for(lambda: bool(state(r)["wan"]["last_test"]), 5, "first test", r)
+    r = mwan(config(lab, extra=ghost))
+    first_rounds(r, "wan")
     r.cli("ifdown", "ghost")
     res = r.cli("ifup", "ghost")
     assert res.stdout.strip() == ("interface ghost: device mwghost9 does not exist; "

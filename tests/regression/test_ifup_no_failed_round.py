@@ -15,7 +15,8 @@ import pytest
 
 from mwan.lab import Lab
 from mwan.lab.router import MwanRouter
-from tests.lab.test_tracker import config, online, started, state, wait_for
+
+from .lab_helpers import config, first_rounds, online, state, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -29,7 +30,7 @@ def after_last_ifup(log: str, name: str) -> str:
 def test_ifup_of_a_healthy_link_has_no_failed_round(
         lab: Lab, mwan: Callable[[str], MwanRouter]) -> None:
     r = mwan(config(lab, up=1, down=1))
-    started(r)
+    first_rounds(r, "wan", "wanb")
     wait_for(lambda: online(r, "wan"), 5, "wan online", r)
     for _ in range(2):
         r.cli("ifdown", "wan")
