@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextvars
-import ipaddress
 import json
 import logging
 import os
@@ -29,9 +28,7 @@ from yarl import URL
 
 from ..config.export import config_to_dict
 from ..daemon.control import ControlError
-from ..report.explain import check_args
-from ..track.probes import ProbeSpec, probe
-from . import auth, conn, guard, metrics, openapi, pages
+from . import auth, conn, diagnostics, guard, metrics, openapi, pages
 from .editor import ConfigEditor
 
 if TYPE_CHECKING:
@@ -324,30 +321,12 @@ class WebServer:
         return pages.html(pages.layout("diagnostics", body, session))
 
     async def explain(self, q: dict[str, str]) -> dict[str, Any]:
-        args: dict[str, Any] = {"src": q.get("src", "").strip(), "dst": q.get("dst", "").strip(),
-                                "proto": q.get("proto") or "tcp"}
-        for k in ("sport", "dport"):
-            if q.get(k, "").strip():
-                try:
-                    args[k] = int(q[k])
-                except ValueError:
-                    raise ValueError(f"{k} {q[k]!r}: ports are whole numbers") from None
-        args["proto"] = check_args(args["src"], args["dst"], args["proto"], args.get("sport"),
-                                   args.get("dport"))
-        res: dict[str, Any] = await self.daemon.control.handlers["explain"](args)
+        res: dict[str, Any] = await self.daemon.control.handlers["explain"](
+            diagnostics.explain_args(q))
         return res
 
     async def ping(self, name: str, target: str, count: int) -> dict[str, Any]:
-        iface = self.daemon.cfg.interface(name)
-        ipaddress.ip_address(target)
-        count = max(1, min(count, 10))
-        source = self.daemon.source_of(iface)
-        spec = ProbeSpec(method="ping", family=iface.family, device=iface.device, source=source,
-                         mark=self.daemon.mark_of(iface), count=count, timeout=1.0)
-        res = await probe(spec, target)
-        return {"interface": name, "device": iface.device, "target": target, "sent": res.sent,
-                "received": res.received, "ok": res.ok, "loss_pct": res.loss_pct,
-                "latency_ms": res.latency_ms, "error": res.error}
+        return await diagnostics.ping_through(self.daemon, name, target, count)
 
     # ------------------------------------------------------------ API
     async def api_openapi(self, request: web.Request) -> web.StreamResponse:
