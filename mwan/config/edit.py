@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 
-from .uci import UciSection, _split_words, parse_uci
+from .uci import UciSection, _split_words, parse_uci, split_lines
 
 Values = str | Sequence[str] | None  # a str: ``option``; a sequence: ``list``; None: remove
 
@@ -27,7 +27,7 @@ def quote(value: str) -> str:
 
 
 def _lines(text: str) -> list[str]:
-    return text.splitlines()
+    return split_lines(text)  # the parser's line numbers: broken only at \n, as in libuci
 
 
 def _join(lines: list[str]) -> str:
