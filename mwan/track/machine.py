@@ -17,6 +17,12 @@ The interval to the next round is ``interval`` when steady,
 connecting, and ``failure_interval`` while offline when
 ``keep_failure_interval`` is set.
 
+A round whose failure is this router's own (a local resource error such as
+"too many open files") is *skipped* (:func:`skipped`): neither good nor
+failed, the state stays and the next round comes at the state's interval.
+mwan3 has no such notion (its ping just fails); it never changes a verdict
+mwan3 would reach from the WAN's answers.
+
 Nothing here reads a clock or a socket: a step takes the state and the
 round's results and returns the next state, the sleep and the events.
 """
@@ -147,6 +153,18 @@ def pause(s: State) -> Step:
     """Carrier lost, device gone or ``ifdown``: offline at once, no more probes."""
     events = ("disconnected",) if s.online else ()
     return Step(State(Status.DISABLED, 0, s.lost, s.turn), 0.0, events)
+
+
+def skipped(p: Params, s: State) -> Step:
+    """A round that says nothing about the WAN: same state, the state's own interval."""
+    if s.status == Status.CONNECTING:
+        sleep = p.recovery_interval
+    elif s.status == Status.DISCONNECTING or (
+            s.status == Status.OFFLINE and p.keep_failure_interval):
+        sleep = p.failure_interval
+    else:
+        sleep = p.interval
+    return Step(s, float(sleep), good=False)
 
 
 def after_round(p: Params, s: State, results: Sequence[Result]) -> Step:

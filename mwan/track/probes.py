@@ -27,6 +27,10 @@ spaces them 1 s -- and each waits up to ``timeout``, so a target takes at most
 ``(count - 1) * SPACING + timeout``.  A network failure is never an
 exception, only a :class:`TargetResult` with ``error`` set.
 
+A local resource error (:data:`LOCAL_ERRNOS`: too many open files, no buffer
+space, out of memory) says nothing about the WAN: such a result has
+``local_error`` set, and the tracker skips the round instead of counting it.
+
 ``TargetResult.ok`` is "at least one answer" for every method (mwan3's nping
 wants every probe answered; :attr:`TargetResult.all_answered` says that).
 
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import fcntl
 import ipaddress
 import json
@@ -71,6 +76,8 @@ SPACING = 0.1  # seconds between the probes of one target
 DEFAULT_PORTS = {"httping": 80, "nping-tcp": 80, "nping-udp": 53}
 HTTPS_PORT = 443
 METHODS = ("ping", "arping", "httping", "nping-tcp", "nping-udp", "nping-icmp", "nping-arp")
+# errors of this router, not of the WAN: a probe that meets one proves nothing
+LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,7 @@ class TargetResult:
     received: int
     rtts_ms: tuple[float, ...]
     error: str | None = None
+    local_error: bool = False  # no answer because of this router (LOCAL_ERRNOS), not the WAN
 
     @property
     def loss_pct(self) -> float:
@@ -168,27 +176,37 @@ def _error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _result(target: str, sent: int, rtts: list[float], errors: list[str]) -> TargetResult:
+def is_local_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is this router's resource problem (fds, buffers, memory), not the WAN's."""
+    return isinstance(exc, MemoryError) or (
+        isinstance(exc, OSError) and exc.errno in LOCAL_ERRNOS)
+
+
+def _result(target: str, sent: int, rtts: list[float], errors: list[str],
+            local: bool = False) -> TargetResult:
     got = tuple(r * 1000 for r in rtts)
     return TargetResult(target, sent, len(got), got,
-                        None if got else (errors[0] if errors else "timeout"))
+                        None if got else (errors[0] if errors else "timeout"),
+                        local_error=local and not got)
 
 
 async def _repeat(spec: ProbeSpec, target: str,
                   one: Callable[[], Awaitable[float]]) -> TargetResult:
     """Run ``count`` attempts ``SPACING`` apart, each up to ``timeout``; each returns an RTT (s)."""
     errors: list[str] = []
+    local: list[str] = []
 
     async def attempt(i: int) -> float | None:
         await asyncio.sleep(i * SPACING)
         try:
             return await asyncio.wait_for(one(), spec.timeout)
         except (TimeoutError, OSError, EOFError) as exc:
-            errors.append(_error(exc))
+            (local if is_local_error(exc) else errors).append(_error(exc))
             return None
 
     rtts = await asyncio.gather(*(attempt(i) for i in range(spec.count)))
-    return _result(target, spec.count, [r for r in rtts if r is not None], errors)
+    return _result(target, spec.count, [r for r in rtts if r is not None], local + errors,
+                   bool(local))
 
 
 class _Echoes:
@@ -200,6 +218,7 @@ class _Echoes:
         self.sent_at: dict[int, float] = {}
         self.rtts: dict[int, float] = {}
         self.errors: dict[int, str] = {}
+        self.local = False  # a request failed with a local error (LOCAL_ERRNOS)
         self.settled = self.loop.create_future()
 
     def open(self, seq: int) -> bool:
@@ -227,6 +246,7 @@ class _Echoes:
                 try:
                     await send(seq)
                 except OSError as exc:
+                    self.local = self.local or is_local_error(exc)
                     self.fail(seq, _error(exc))
             await asyncio.wait_for(asyncio.shield(self.settled), timeout)
         except TimeoutError:
@@ -236,7 +256,8 @@ class _Echoes:
 
     def result(self, target: str) -> TargetResult:
         errors = [self.errors[s] for s in sorted(self.errors)]
-        return _result(target, self.count, [self.rtts[s] for s in sorted(self.rtts)], errors)
+        return _result(target, self.count, [self.rtts[s] for s in sorted(self.rtts)], errors,
+                       self.local)
 
 
 # ---------------------------------------------------------------- methods
@@ -421,8 +442,8 @@ async def probe(spec: ProbeSpec, target: str) -> TargetResult:
         return TargetResult(target, spec.count, 0, (), f"not an {spec.family} address")
     try:
         return await fn(spec, target)
-    except OSError as exc:  # socket setup: no such device, address not available, ...
-        return TargetResult(target, spec.count, 0, (), _error(exc))
+    except (OSError, MemoryError) as exc:  # socket setup: no such device, too many files...
+        return TargetResult(target, spec.count, 0, (), _error(exc), is_local_error(exc))
 
 
 # ---------------------------------------------------------------- debugging CLI

@@ -8,6 +8,11 @@ recovery interval), so an outage is declared at most
 daemon calls :meth:`Tracker.pause` on carrier loss / ``ifdown`` and
 :meth:`Tracker.resume` when the device comes back; each cancels the round in
 flight, so the machine never counts a round that straddled the change.
+
+A failed round where a target's probe met a local error (too many open
+files, no buffer space: ``TargetResult.local_error``) is skipped, not counted
+against the WAN, and logged at most once per ``SKIP_SUMMARY_SECONDS``
+(:class:`SkipLog`).
 """
 
 from __future__ import annotations
@@ -21,13 +26,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config.model import Interface
-from .machine import Params, State, Status, Step, Verdict, after_round, first_connect, pause
+from .machine import (
+    Params,
+    State,
+    Status,
+    Step,
+    Verdict,
+    after_round,
+    first_connect,
+    pause,
+    skipped,
+)
 from .probes import ProbeSpec, TargetResult, probe
 
 log = logging.getLogger("mwan.track")
 
 HISTORY_SECONDS = 3600.0
 DEFAULT_PORTS = {"nping-tcp": 80, "httping": 80, "nping-udp": 53}
+SKIP_SUMMARY_SECONDS = 60.0
 
 Prober = Callable[[ProbeSpec, str], Awaitable[TargetResult]]
 OnStep = Callable[["Tracker", Step, str], None]
@@ -76,6 +92,55 @@ def round_reason(targets: Sequence[TargetStats], step: Step, reliability: int) -
     return f"{step.host_up}/{len(targets)} targets up, {reliability} needed: " + ", ".join(parts)
 
 
+def local_failure(step: Step, results: Sequence[TargetResult]) -> str | None:
+    """Why a failed round proves nothing about the WAN (a local error), or None."""
+    if step.good:
+        return None
+    # getattr: a prober may return any machine.Result (tests do); only TargetResult says
+    local = [r.error or "local error" for r in results if getattr(r, "local_error", False)]
+    return local[0] if local else None
+
+
+class SkipLog:
+    """Rate-limited lines about skipped rounds. Pure: the caller passes the time.
+
+    The first skip of a spell gets a line, then one summary per ``every``
+    seconds while skips go on, and one line when rounds count again.
+    """
+
+    def __init__(self, name: str, every: float = SKIP_SUMMARY_SECONDS) -> None:
+        self.name = name
+        self.every = every
+        self.total = 0
+        self._since: float | None = None  # the first skip of the current spell
+        self._spell = 0
+        self._unreported = 0
+        self._last_line = 0.0
+
+    def skip(self, now: float, why: str) -> str | None:
+        self.total += 1
+        self._spell += 1
+        if self._since is None:
+            self._since = self._last_line = now
+            return (f"interface {self.name}: probe round skipped, not counted against the WAN:"
+                    f" {why} (a local error of this router); further skips are summarised"
+                    f" every {self.every:.0f} s")
+        self._unreported += 1
+        if now - self._last_line < self.every:
+            return None
+        n, self._unreported, self._last_line = self._unreported, 0, now
+        return (f"interface {self.name}: {n} more probe rounds skipped in the last"
+                f" {self.every:.0f} s: {why}")
+
+    def counted(self, now: float) -> str | None:
+        if self._since is None:
+            return None
+        line = (f"interface {self.name}: probe rounds count again, after {self._spell} skipped"
+                f" in {now - self._since:.0f} s")
+        self._since, self._spell, self._unreported = None, 0, 0
+        return line
+
+
 class Tracker:
     """Probe one interface's targets forever; report each step through ``on_step``."""
 
@@ -96,6 +161,7 @@ class Tracker:
         self.last_reason = ""
         self.probes_sent = 0
         self.probes_lost = 0
+        self.skips = SkipLog(iface.name)
         self._wake = asyncio.Event()
         self._round: asyncio.Task[list[TargetResult]] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -158,8 +224,19 @@ class Tracker:
             if self._wake.is_set():
                 continue
             step = after_round(self.params, self.state, results)
-            self._record(results, step)
-            self._step(step, self.last_reason)
+            why = local_failure(step, results)
+            if why is not None:  # this router's problem: neither good nor bad for the WAN
+                step = skipped(self.params, self.state)
+                self.last_reason = f"round skipped: {why} (a local error, not the WAN's)"
+                line = self.skips.skip(self._clock(), why)
+                if line:
+                    log.warning("%s", line)
+            else:
+                line = self.skips.counted(self._clock())
+                if line:
+                    log.warning("%s", line)
+                self._record(results, step)
+                self._step(step, self.last_reason)
             # rounds start every `sleep` seconds (mwan3 sleeps after the probes instead,
             # which adds a timeout per round to the detection time)
             elapsed = asyncio.get_running_loop().time() - started
@@ -206,5 +283,6 @@ class Tracker:
             "targets": [t.as_dict() for t in self.targets],
             "probes_sent": self.probes_sent,
             "probes_lost": self.probes_lost,
+            "rounds_skipped": self.skips.total,
             "history": [list(h) for h in self.history],
         }

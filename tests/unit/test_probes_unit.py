@@ -289,3 +289,38 @@ def test_cancelled_probes_close_their_sockets() -> None:
                 await task
 
     run_on_lo(main)
+
+
+# -- local errors (issue 11 item 3) ---------------------------------------------
+
+
+def test_local_errors_are_told_apart() -> None:
+    import errno
+
+    from mwan.track.probes import is_local_error
+
+    for e in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+        assert is_local_error(OSError(e, os.strerror(e)))
+    assert is_local_error(MemoryError())
+    for e in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENODEV, errno.EADDRNOTAVAIL):
+        assert not is_local_error(OSError(e, os.strerror(e)))
+    assert not is_local_error(TimeoutError())
+
+
+def test_a_socket_that_cannot_be_made_is_a_local_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from mwan.track import probes
+
+    def no_fds(*a: Any, **k: Any) -> socket.socket:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    async def main(method: str) -> TargetResult:
+        with monkeypatch.context() as m:  # after the loop made its own sockets
+            m.setattr(probes.socket, "socket", no_fds)
+            return await probe(spec(method, count=2), "127.0.0.1")
+
+    for method in ("ping", "nping-tcp", "nping-udp", "httping", "arping"):
+        r = asyncio.run(main(method))
+        assert not r.ok and r.local_error and r.error == "too many open files", (method, r)
+    assert not TargetResult("192.0.2.1", 1, 0, (), "timeout").local_error

@@ -148,3 +148,82 @@ def test_probe_spec_from_interface() -> None:
         == ("nping-tcp", "wan1", 0x300, "10.0.0.2", 3, 100, 80)
     assert probe_spec(iface(track_method="httping", httping_ssl=True), 0, None).port == 443
     assert probe_spec(iface(track_method="nping-udp", track_port=5353), 0, None).port == 5353
+
+
+# ---------------------------------------------------------------- local errors (issue 11 item 3)
+
+@dataclass(frozen=True)
+class LocalFailure(FakeResult):
+    local_error: bool = True
+
+
+def test_local_errors_skip_the_round() -> None:
+    async def main() -> None:
+        w = World()
+        tr, events = make(w, down=1, up=1)
+        tr.start(device_up=True)
+        await until(lambda: tr.last_test is not None)
+
+        async def emfile(spec: object, target: str) -> FakeResult:
+            w.probes += 1
+            return LocalFailure(target, 1, 0, None, "too many open files")
+
+        tr._prober = emfile  # type: ignore[assignment]
+        probes = w.probes
+        await until(lambda: w.probes >= probes + 20)  # ten rounds
+        assert tr.state.status == Status.ONLINE and events == [("connected",)]
+        assert tr.snapshot()["rounds_skipped"] >= 10
+        assert "too many open files" in tr.last_reason
+        tr._prober = w.prober  # type: ignore[assignment]
+        w.alive = False  # a real outage still counts
+        await until(lambda: tr.state.status == Status.OFFLINE)
+        await tr.close()
+
+    asyncio.run(main())
+
+
+def test_a_good_round_with_a_local_error_still_counts() -> None:
+    async def main() -> None:
+        w = World()
+        tr, _ = make(w, down=1, up=1)
+
+        async def half(spec: object, target: str) -> FakeResult:
+            if target == "192.0.2.1":
+                return LocalFailure(target, 1, 0, None, "no buffer space available")
+            return FakeResult(target, 1, 1, 5.0)
+
+        tr._prober = half  # type: ignore[assignment]
+        tr.start(device_up=True, online=False)
+        await until(lambda: tr.state.status == Status.ONLINE)  # 1 of 2 up meets reliability 1
+        assert tr.skips.total == 0
+        await tr.close()
+
+    asyncio.run(main())
+
+
+def test_skip_log_is_rate_limited() -> None:
+    from mwan.track.tracker import SkipLog
+
+    s = SkipLog("wan", every=60)
+    lines = [s.skip(t * 0.5, "too many open files") for t in range(400)]  # 200 s of skips
+    said = [x for x in lines if x]
+    assert len(said) == 4, said  # the first, then one summary per 60 s
+    assert "not counted against the WAN" in said[0]
+    assert said[1].startswith("interface wan: 120 more probe rounds skipped")
+    assert s.skip(200, "x") is None
+    assert "after 401 skipped in 200 s" in (s.counted(200.0) or "")
+    assert s.counted(201.0) is None  # said once
+    assert s.skip(300, "x") and s.total == 402  # a new spell starts with a line
+
+
+def test_skipped_keeps_state_and_cadence() -> None:
+    from mwan.track.machine import Params, State, skipped
+
+    p = Params(interval=10, failure_interval=3, recovery_interval=2)
+    for status, sleep in ((Status.ONLINE, 10), (Status.DISCONNECTING, 3),
+                          (Status.CONNECTING, 2), (Status.OFFLINE, 10)):
+        s = State(status, 4, 1, 2)
+        step = skipped(p, s)
+        assert step.state == s and step.sleep == sleep and step.events == () and not step.good
+    assert skipped(Params(keep_failure_interval=True, failure_interval=3),
+                   State(Status.OFFLINE, 0)).sleep == 3
