@@ -6,7 +6,7 @@ and ``TOTAL`` in all (a connection beyond is closed as soon as it is
 accepted); an idle connection, or one whose request headers do not arrive
 within ``IDLE_TIMEOUT`` seconds, is closed (aiohttp's keep-alive timer, which
 runs from the moment a connection is accepted); a request body must arrive
-within ``BODY_TIMEOUT`` seconds (see ``WebServer._limits``).
+within ``BODY_TIMEOUT`` seconds (:func:`read_body`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ TOTAL = 128
 IDLE_TIMEOUT = 15.0
 BODY_TIMEOUT = 15.0
 SHUTDOWN_TIMEOUT = 2.0
+LOGIN_BODY_MAX = 4096  # a password form, before any login: not 1 MiB per connection
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 LINGER = 1.0  # after an answer, how long a body the handler did not read is drained
 
 
@@ -81,6 +83,30 @@ class _GatedHandler(web.RequestHandler):
         self._gate.leave(self._peer)
         self._peer = None
         super().connection_lost(exc)
+
+
+async def read_body(request: web.Request, limit: int | None = None) -> web.Response | None:
+    """Read the body (cached for the handler) within ``BODY_TIMEOUT`` s; else an answer.
+
+    With ``limit``, a body without a Content-Length or longer is refused unread.
+    """
+    if not request.can_read_body:
+        return None
+    resp = None
+    if limit is not None and (request.content_length is None or request.content_length > limit):
+        resp = web.json_response({"error": "request body too large"}, status=413)
+    else:
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT):
+                if request.content_type in FORMS:
+                    await request.post()
+                else:
+                    await request.read()
+        except TimeoutError:
+            resp = web.json_response({"error": "request body too slow"}, status=408)
+    if resp is not None:
+        resp.force_close()
+    return resp
 
 
 async def listen(runner: web.AppRunner, gate: Gate, addresses: tuple[str, ...], port: int,

@@ -41,7 +41,7 @@ STATIC = os.path.join(os.path.dirname(__file__), "static")
 PUBLIC = ("/login", "/static/")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SESSION_KEY = web.RequestKey("session", auth.Session)
-FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+FORMS = conn.FORMS
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
                                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -105,7 +105,7 @@ class WebServer:
 
     # ------------------------------------------------------------ app
     def _build(self) -> web.Application:
-        app = web.Application(middlewares=[self._headers, self._limits, self._auth],
+        app = web.Application(middlewares=[self._headers, self._auth, self._current],
                               client_max_size=1 << 20)
         r = app.router
         r.add_get("/login", self.login_form)
@@ -148,19 +148,8 @@ class WebServer:
         return resp
 
     @web.middleware
-    async def _limits(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """The body within ``conn.BODY_TIMEOUT`` s (then cached for the handler)."""
-        if request.can_read_body:
-            try:
-                async with asyncio.timeout(conn.BODY_TIMEOUT):
-                    if request.content_type in FORMS:
-                        await request.post()
-                    else:
-                        await request.read()
-            except TimeoutError:
-                resp = web.json_response({"error": "request body too slow"}, status=408)
-                resp.force_close()
-                return resp
+    async def _current(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """``CURRENT_REQUEST`` while the handler runs (see WebLifecycle)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         token = CURRENT_REQUEST.set(done)
         try:
@@ -173,6 +162,10 @@ class WebServer:
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
         if path == "/login" or path.startswith("/static/"):
+            if request.method == "POST":
+                refused = await conn.read_body(request, conn.LOGIN_BODY_MAX)
+                if refused:
+                    return refused
             return await handler(request)
         session = self.sessions.get(request.cookies.get(COOKIE))
         if session is None:
@@ -194,6 +187,9 @@ class WebServer:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             if not self._same_origin(request):
                 return web.json_response({"error": "cross-origin request refused"}, status=403)
+            refused = await conn.read_body(request)  # with a session only
+            if refused:
+                return refused
             given = request.headers.get("X-CSRF-Token")
             if given is None and request.content_type in FORMS:
                 given = str((await request.post()).get("csrf", ""))

@@ -20,7 +20,7 @@ import pytest
 
 from mwan.web.server import WebServer
 
-from .web_fake import FakeDaemon, config_text
+from .web_fake import FakeDaemon, client, config_text
 
 PER_CLIENT = 16  # mwan.web.conn.PER_CLIENT
 
@@ -105,3 +105,14 @@ def test_connections_are_capped_per_client(tmp_path: Path) -> None:
     assert len(open_) == len(got) - 3, got
     assert got[-3:] == [b"", b"", b""], got
     assert status == 200
+
+
+def test_strangers_cannot_make_the_daemon_buffer_bodies(tmp_path: Path) -> None:
+    """Before a login only /login's small form is read; other bodies are not read at all."""
+    async def main() -> tuple[int, int]:
+        async with client(tmp_path) as (c, _server):
+            big = (await c.post("/login", data={"password": "x" * 10_000})).status
+            other = (await c.post("/config/raw", data={"text": "x" * 500_000})).status
+            return big, other
+
+    assert asyncio.run(main()) == (413, 401)

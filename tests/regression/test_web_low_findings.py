@@ -26,7 +26,8 @@ def test_security_headers_on_redirects_and_errors(tmp_path: Path) -> None:
     async def main() -> list[tuple[int, list[str]]]:
         out = []
         async with client(tmp_path) as (c, _server):
-            for method, path in (("GET", "/"), ("GET", "/static/nosuch.css"), ("GET", "/api/status"),
+            for method, path in (("GET", "/"), ("GET", "/static/nosuch.css"),
+                                 ("GET", "/api/status"),
                                  ("POST", "/login")):
                 r = await c.request(method, path, allow_redirects=False)
                 out.append((r.status, [h for h in HEADERS if h not in r.headers]))
@@ -98,6 +99,7 @@ def test_explain_refuses_nonsense(tmp_path: Path, query: str) -> None:
 def test_daemon_explain_refuses_nonsense(proto: str, sport: object, dport: object) -> None:
     cfg = parse_config(config_text())
     with pytest.raises(ValueError):
-        explain(cfg, {}, {}, "192.0.2.7", "198.51.100.1", proto, sport, dport)  # type: ignore[arg-type]
+        explain(cfg, {}, {}, "192.0.2.7", "198.51.100.1", proto,
+                sport, dport)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="family"):
         explain(cfg, {}, {}, "192.0.2.7", "2001:db8::1", "tcp")
