@@ -21,10 +21,12 @@ from aiohttp import web
 
 from ..config.edit import EditError, Values, add_section, delete_section, set_section
 from ..config.errors import ConfigError, Problem
+from ..config.model import Config
 from ..config.uci import UciSection, UciSyntaxError, parse_uci
 from ..daemon.control import ControlError
 from . import pages
 from .auth import Session
+from .lifecycle import Listen, listen_of
 
 if TYPE_CHECKING:
     from .server import WebServer
@@ -91,6 +93,19 @@ def interface_count(text: str, path: str) -> int:
         return sum(1 for s in parse_uci(text, path) if s.type == "interface")
     except UciSyntaxError:
         return -1
+
+
+def move_note(before: Listen | None, cfg: Config) -> str:
+    """What the UI says when an applied change moves or stops the UI itself."""
+    after = listen_of(cfg)
+    if after == before:
+        return ""
+    if after is None:
+        return " The web UI stops in a moment (web_enabled is off)."
+    scheme = "https" if after[2] else "http"
+    where = ", ".join(f"{scheme}://{a if ':' not in a else f'[{a}]'}:{after[1]}/"
+                      for a in after[0])
+    return f" The web UI moves to {where} in a moment."
 
 
 class ConfigEditor:
@@ -164,13 +179,15 @@ class ConfigEditor:
         except (EditError, ValueError) as exc:
             problem = Problem(self.server.daemon.config_path, 0, name, None, str(exc))
             return self._config_view(request, text, [problem], name, "", 400)
+        before = listen_of(self.server.daemon.cfg)
         status, problems = await self.try_apply(candidate)
         if problems:
             return self._config_view(request, candidate, problems, name,
                                      "Not applied: the config has errors (nothing changed).",
                                      status, form)
         return self._config_view(request, self.read_text(), [], name,
-                                 f"Applied: section '{name}' saved and in effect.")
+                                 f"Applied: section '{name}' saved and in effect."
+                                 + move_note(before, self.server.daemon.cfg))
 
     async def config_add(self, request: web.Request) -> web.StreamResponse:
         form = {k: str(v) for k, v in (await request.post()).items()}
@@ -214,8 +231,10 @@ class ConfigEditor:
             if not isinstance(form.get("text"), str):
                 raise web.HTTPBadRequest(text="the form has no 'text' field: nothing changed")
             text = str(form["text"]).replace("\r\n", "\n")
+            before = listen_of(self.server.daemon.cfg)
             status, problems = await self.try_apply(text, form.get("confirm_empty") == "1")
             message = "Not applied: the config has errors (nothing changed)." if problems \
-                else "Applied: the config is saved and in effect."
+                else "Applied: the config is saved and in effect." + move_note(
+                    before, self.server.daemon.cfg)
         body = pages.raw_body(text, problems, message, session.csrf, confirm=status == 409)
         return pages.html(pages.layout("config", body, session), status=status)

@@ -180,3 +180,18 @@ def test_password_buckets_slow_down_without_locking_out() -> None:
     assert guard.client_key("::ffff:192.0.2.7") == "192.0.2.7"
     assert guard.client_key("2001:db8:1:2:a::1") == guard.client_key("2001:db8:1:2:b::9") \
         == "2001:db8:1:2::/64"
+
+
+def test_the_editor_says_where_the_ui_moves() -> None:
+    from mwan.web.editor import move_note
+    from mwan.web.lifecycle import listen_of
+
+    base = "config globals 'g'\n\toption web_enabled '1'\n\toption web_password_hash 'scrypt$x'\n"
+    a = parse_config(base)
+    b = parse_config(base + "\tlist web_listen '192.0.2.1'\n\tlist web_listen '2001:db8::1'\n"
+                     "\toption web_port '8443'\n")
+    off = parse_config(base.replace("'1'", "'0'"))
+    assert move_note(listen_of(a), a) == ""
+    assert move_note(listen_of(a), b) == (" The web UI moves to http://192.0.2.1:8443/, "
+                                          "http://[2001:db8::1]:8443/ in a moment.")
+    assert "stops" in move_note(listen_of(a), off)
