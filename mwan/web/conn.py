@@ -5,8 +5,8 @@ be able to use them up: at most ``PER_CLIENT`` connections per client address
 and ``TOTAL`` in all (a connection beyond is closed as soon as it is
 accepted); an idle connection, or one whose request headers do not arrive
 within ``IDLE_TIMEOUT`` seconds, is closed (aiohttp's keep-alive timer, which
-runs from the moment a connection is accepted); a request body must arrive
-within ``BODY_TIMEOUT`` seconds (:func:`read_body`).
+runs from the moment a connection is accepted; a TLS handshake has as long);
+a request body must arrive within ``BODY_TIMEOUT`` seconds (:func:`read_body`).
 """
 
 from __future__ import annotations
@@ -125,8 +125,9 @@ async def listen(runner: web.AppRunner, gate: Gate, addresses: tuple[str, ...], 
     servers: list[asyncio.Server] = []
     try:
         for addr in addresses:
-            servers.append(await loop.create_server(factory, addr, port, ssl=ctx,
-                                                    reuse_address=True))
+            servers.append(await loop.create_server(
+                factory, addr, port, ssl=ctx, reuse_address=True,
+                ssl_handshake_timeout=IDLE_TIMEOUT if ctx else None))
     except BaseException:
         for s in servers:
             s.close()
