@@ -48,6 +48,6 @@ def test_out_of_fds_keeps_the_wans_online(lab: Lab, mwan: Callable[[str], MwanRo
     assert len(tail) < 20_000, f"{len(tail)} bytes of log in 8 s:\n{tail[-3000:]}"
     st = state(r)
     assert st["wan"]["online"] and st["wanb"]["online"], st
-    wait_for(lambda: all(t["status"] == "up" for t in state(r)["wan"]["targets"]), 5,
+    wait_for(lambda: "wan: probe rounds count again" in r.log()[log_before:], 5,
              "rounds count again", r)
-    assert "probe rounds count again" in r.log()[log_before:]
+    assert all(t["status"] == "up" for t in state(r)["wan"]["targets"])
