@@ -133,6 +133,7 @@ class Rule:
     family: Literal["ipv4", "ipv6", "any"] = "any"
     logging: bool = False
     src_iface: str | None = None
+    src_device: str | None = None  # src_iface's Linux device (validate resolves it)
     line: int = 0
 
     def families(self) -> tuple[Family, ...]:

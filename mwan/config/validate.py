@@ -8,6 +8,7 @@ the load and are kept on the model.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -346,6 +347,25 @@ def device_name_problem(device: str) -> str | None:
     return None
 
 
+def src_iface_device(name: str, interfaces: Mapping[str, Interface],
+                     network_devices: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(the device a rule's ``src_iface`` matches, or why there is none).
+
+    mwan3 matches ``-i <device>``: the device of an interface section here,
+    or of any interface of /etc/config/network (``lan`` → ``br-lan``).
+    """
+    if name in interfaces:
+        return interfaces[name].device, None
+    device = network_devices.get(name)
+    if device is None:
+        return None, (f"unknown interface {name!r}: neither an interface section here nor an "
+                      "interface with a device in the network config")
+    why = device_name_problem(device)
+    if why:
+        return None, f"interface {name!r} of the network config: device {why}"
+    return device, None
+
+
 def read_ipset(text: str) -> str:
     """A rule's ``ipset``: a valid set name that is none of mwan's own sets."""
     name = F.read_set_name(text)
@@ -458,17 +478,19 @@ def build_config(sections: tuple[UciSection, ...], path: str,
             if mname not in member_names:
                 ref_problem(p.name, "use_member", f"unknown member {mname!r}", line)
     policy_names = {p.name for p in policies}
-    for rule in rules:
+    for k, rule in enumerate(rules):
         sec = by_name[rule.name]
         if rule.use_policy and rule.use_policy not in policy_names \
                 and rule.use_policy not in SPECIAL_POLICIES:
             opt = sec.get("use_policy")
             ref_problem(rule.name, "use_policy", f"unknown policy {rule.use_policy!r}",
                         opt.line if opt else rule.line)
-        if rule.src_iface is not None and rule.src_iface not in iface_names:
+        if rule.src_iface is not None:
             opt = sec.get("src_iface")
-            ref_problem(rule.name, "src_iface", f"unknown interface {rule.src_iface!r}",
-                        opt.line if opt else rule.line)
+            device, why = src_iface_device(rule.src_iface, iface_names, network_devices)
+            if why:
+                ref_problem(rule.name, "src_iface", why, opt.line if opt else rule.line)
+            rules[k] = dataclasses.replace(rule, src_device=device)
     if problems:
         raise ConfigError(sorted(problems, key=lambda p: p.line))
     return Config(

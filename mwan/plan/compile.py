@@ -26,9 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.fields import PROTO_NUMBERS
 from ..config.marks import MarkSpace
-from ..config.model import SPECIAL_POLICIES, Config, Interface, Rule
+from ..config.model import Config
+from . import classify as C
 from . import nftexpr as X
 from .names import (  # noqa: F401 - re-exported: the names of the table
     ADDR_TYPE,
@@ -63,12 +63,6 @@ from .state import (
     Route,
 )
 from .sticky import sticky_gates, sticky_static
-
-
-def up_interfaces(cfg: Config, runtime: Mapping[str, IfaceRuntime]) -> list[Interface]:
-    return [i for i in cfg.enabled_interfaces
-            if (rt := runtime.get(i.name)) is not None and rt.up]
-
 
 # ---------------------------------------------------------------- bypass sets
 
@@ -170,40 +164,11 @@ def classify_chains(cfg: Config, space: MarkSpace, runtime: Mapping[str, IfaceRu
                     ) -> list[NftChain]:
     """``classify`` (forwarded and inbound traffic) and ``classify_out`` (the router's own).
 
-    A router-originated packet always carries some WAN's address (main's
-    route chose it before mwan saw the packet), so for it the user rules come
-    first and the WAN-source match only catches what no rule claimed.
+    Their steps are :func:`mwan.plan.classify.entry_steps`, rendered.
     """
-    common: list[tuple[Any, ...]] = []
-    inbound: list[tuple[Any, ...]] = []
-    sources: list[tuple[Any, ...]] = []
-    up = up_interfaces(cfg, runtime)
-    default = mark_chain(space.default_id)
-    for fam in FAMILIES:
-        sfx, proto = SUFFIX[fam], IP_PROTO[fam]
-        devs = [i for i in up if i.family == fam]
-        if devs:
-            fam_match = X.match(X.meta("nfproto"), fam)
-            names = sorted({i.device for i in devs})
-            inbound.append((fam_match, X.match(X.meta("iifname"), {"set": names}),
-                            X.match(X.payload(proto, "saddr"), X.set_ref(f"connected_{sfx}")),
-                            X.goto(default)))
-            by_device = [(i.device, X.goto(mark_chain(i.id))) for i in devs]
-            inbound.append((fam_match, X.vmap(X.meta("iifname"), by_device)))
-        for set_name in (f"connected_{sfx}", f"custom_{sfx}", f"dynamic_{sfx}"):
-            to_set = X.match(X.payload(proto, "daddr"), X.set_ref(set_name))
-            common.append((to_set, X.goto(default)))
-        pairs: dict[str, Any] = {}
-        for i in devs:
-            for a in runtime[i.name].addresses:
-                pairs.setdefault(a, X.goto(mark_chain(i.id)))  # first interface wins
-        if pairs:
-            sources.append((X.vmap(X.payload(proto, "saddr"), list(pairs.items())),))
-    classify = NftChain("classify", tuple(inbound + common + sources + [(X.goto("rules"),)]))
-    classify_out = NftChain("classify_out", tuple(
-        common + [(X.jump("rules"),),
-                  (X.match(X.band(X.meta("mark"), space.mask), 0, "!="), X.ret())] + sources))
-    return [classify, classify_out]
+    classify, classify_out = C.entry_steps(cfg, space, runtime)
+    return [NftChain("classify", tuple(X.render_step(st) for st in classify)),
+            NftChain("classify_out", tuple(X.render_step(st) for st in classify_out))]
 
 
 def policy_chains(cfg: Config, space: MarkSpace, choices: list[PolicyChoice]) -> list[NftChain]:
@@ -235,56 +200,11 @@ def policy_verdict(cfg: Config, space: MarkSpace, choice: PolicyChoice) -> tuple
     return (X.vmap(ng, pairs),)
 
 
-def rule_matches(rule: Rule, family: Family) -> list[Any]:
-    """The match statements of a user rule for one family (no verdict)."""
-    version = 4 if family == "ipv4" else 6
-    stmts: list[Any] = [X.match(X.meta("nfproto"), family)]
-    for field, nets in (("saddr", rule.src_ip), ("daddr", rule.dest_ip)):
-        m = X.addr_match(field, nets, version) if nets else None
-        if m is not None and m != stmts[0]:
-            stmts.append(m)
-    if rule.src_iface is not None:
-        stmts.append(X.match(X.meta("iifname"), rule.src_iface))
-    if rule.ipset is not None:
-        stmts.append(X.match(X.payload(IP_PROTO[family], "daddr"),
-                             X.set_ref(user_set(rule.ipset, family))))
-    if rule.proto in ("tcp", "udp") and (rule.src_port or rule.dest_port):
-        if rule.src_port:
-            stmts.append(X.port_match(rule.proto, "sport", rule.src_port))
-        if rule.dest_port:
-            stmts.append(X.port_match(rule.proto, "dport", rule.dest_port))
-    elif rule.proto != "all":
-        num = PROTO_NUMBERS.get(rule.proto)
-        if rule.proto == "icmp" and family == "ipv6":
-            num = 58
-        stmts.append(X.match(X.meta("l4proto"), num if num is not None else int(rule.proto)))
-    return stmts
-
-
-def rule_target(cfg: Config, space: MarkSpace, rule: Rule, family: Family) -> str:
-    if rule.use_policy in SPECIAL_POLICIES:
-        return mark_chain({"default": space.default_id, "unreachable": space.unreachable_id,
-                           "blackhole": space.blackhole_id}[rule.use_policy])
-    if rule.sticky:
-        return sticky_chain(rule.name, family)
-    return policy_chain(rule.use_policy, family)
-
-
 def rules_chain(cfg: Config, space: MarkSpace) -> NftChain:
-    rules: list[tuple[Any, ...]] = []
-    comments: list[str | None] = []
-    level = NFT_LOG_LEVEL.get(cfg.globals.loglevel, cfg.globals.loglevel)
-    for rule in cfg.rules:
-        for fam in rule.families():
-            stmts = rule_matches(rule, fam)
-            target = rule_target(cfg, space, rule, fam)
-            if cfg.globals.logging and rule.logging:
-                rules.append((*stmts, {"log": {"prefix": f"MWAN3({rule.name}) ",
-                                               "level": level}}))
-                comments.append(f"log {rule.name}")
-            rules.append((*stmts, X.counter(), X.goto(target)))
-            comments.append(rule.name)
-    return NftChain("rules", tuple(rules), comments=tuple(comments))
+    """The user rules (:func:`mwan.plan.classify.rule_steps`), rendered."""
+    steps = C.rule_steps(cfg, space)
+    return NftChain("rules", tuple(X.render_step(st) for st in steps),
+                    comments=tuple(st.comment for st in steps))
 
 
 @dataclass(frozen=True)

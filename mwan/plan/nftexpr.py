@@ -7,10 +7,11 @@ config can become code.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from ..config.model import IPNetwork, PortRange
+from . import classify as C
+from .names import IP_PROTO, mark_chain, policy_chain, sticky_chain
 
 Expr = Any
 Stmt = dict[str, Any]
@@ -74,21 +75,6 @@ def addr_value(net: IPNetwork) -> Expr:
     return {"prefix": {"addr": str(net.network_address), "len": net.prefixlen}}
 
 
-def addr_match(field: str, nets: tuple[IPNetwork, ...], version: int) -> Stmt | None:
-    """``ip saddr {…}`` for the addresses of one family; None if there are none."""
-    mine = [n for n in nets if n.version == version]
-    if not mine:
-        return None
-    proto = "ip" if version == 4 else "ip6"
-    collapsed = list(ipaddress.collapse_addresses(mine))  # type: ignore[type-var]
-    if len(collapsed) == 1:
-        net = collapsed[0]
-        if net.prefixlen == 0:
-            return match(meta("nfproto"), "ipv4" if version == 4 else "ipv6")
-        return match(payload(proto, field), addr_value(net))
-    return match(payload(proto, field), {"set": [addr_value(n) for n in collapsed]})
-
-
 def port_value(p: PortRange) -> Expr:
     return p.low if p.low == p.high else {"range": [p.low, p.high]}
 
@@ -101,3 +87,52 @@ def port_match(proto: str, field: str, ports: tuple[PortRange, ...]) -> Stmt:
 
 def set_elements(nets: list[IPNetwork]) -> list[Expr]:
     return [addr_value(n) for n in nets]
+
+
+# ------------------------------------------------- the classifier's steps as nft rules
+
+def render_match(m: C.Match) -> Stmt:
+    if isinstance(m, C.IsFamily):
+        return match(meta("nfproto"), m.family)
+    if isinstance(m, C.Iif):
+        return match(meta("iifname"), m.device)
+    if isinstance(m, C.IifIn):
+        return match(meta("iifname"), {"set": list(m.devices)})
+    if isinstance(m, C.Addr):
+        values = [addr_value(n) for n in m.nets]
+        return match(payload(IP_PROTO[m.family], m.field),
+                     values[0] if len(values) == 1 else {"set": values})
+    if isinstance(m, C.InSet):
+        return match(payload(IP_PROTO[m.family], m.field), set_ref(m.set))
+    if isinstance(m, C.Ports):
+        return port_match(m.proto, m.field, m.ranges)
+    if isinstance(m, C.L4Proto):
+        return match(meta("l4proto"), m.number)
+    return match(band(meta("mark"), m.mask), 0, "!=")
+
+
+def render_verdict(v: C.Verdict) -> Stmt:
+    if isinstance(v, C.Mark):
+        return goto(mark_chain(v.ident))
+    if isinstance(v, C.ToPolicy):
+        return goto(policy_chain(v.policy, v.family))
+    if isinstance(v, C.ToSticky):
+        return goto(sticky_chain(v.rule, v.family))
+    if isinstance(v, C.ByIif):
+        return vmap(meta("iifname"), [(d, goto(mark_chain(i))) for d, i in v.pairs])
+    if isinstance(v, C.BySource):
+        return vmap(payload(IP_PROTO[v.family], "saddr"),
+                    [(a, goto(mark_chain(i))) for a, i in v.pairs])
+    if isinstance(v, C.Goto):
+        return goto(v.chain)
+    if isinstance(v, C.Jump):
+        return jump(v.chain)
+    if isinstance(v, C.Return):
+        return ret()
+    return {"log": {"prefix": v.prefix, "level": v.level}}
+
+
+def render_step(step: C.Step) -> tuple[Stmt, ...]:
+    """One step as one nft rule: its matches, a counter if it has one, its verdict."""
+    counted = (counter(),) if step.counter else ()
+    return (*(render_match(m) for m in step.matches), *counted, render_verdict(step.verdict))
