@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..config.model import Interface
 from ..kernel.apply import ApplyResult
 from ..kernel.nft import chain_rules_with_counters, set_networks
-from ..plan.names import user_set
+from ..plan.names import SUFFIX, user_set
 from ..plan.state import IfaceRuntime
 from ..report import data
 from ..report.explain import explain
@@ -82,21 +82,25 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
             out["rules"] = data.rule_counters(daemon.cfg, nft_rules)
         return out
 
-    def k_ipsets() -> dict[str, list[str]]:
+    def k_sets() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """The rules' ipset contents by ipset name, and dynamic_v4/v6's per family."""
         nft = daemon._k_applier().nft
         out: dict[str, list[str]] = {}
         for name in sorted({r.ipset for r in daemon.cfg.rules if r.ipset is not None}):
             out[name] = [n for fam in ("ipv4", "ipv6")
                          for n in set_networks(nft, user_set(name, fam)) or []]
-        return out
+        dynamic = {fam: set_networks(nft, f"dynamic_{SUFFIX[fam]}") or []
+                   for fam in ("ipv4", "ipv6")}
+        return out, dynamic
 
     async def do_explain(args: dict[str, Any]) -> Any:
-        ipsets = await daemon.kernel(k_ipsets)
+        ipsets, dynamic = await daemon.kernel(k_sets)
         try:
             return explain(daemon.cfg, daemon.runtime(), data.connected(daemon.cfg, daemon.facts),
                            str_arg(args, "src"), str_arg(args, "dst"),
                            str_arg(args, "proto", "tcp") or "tcp",
-                           args.get("sport"), args.get("dport"), ipsets)
+                           args.get("sport"), args.get("dport"), ipsets,
+                           iif=args.get("iif"), dynamic=dynamic, facts=daemon.facts)
         except (KeyError, ValueError) as exc:
             raise ControlError(f"bad explain arguments: {exc}") from None
 
