@@ -324,3 +324,28 @@ def test_a_socket_that_cannot_be_made_is_a_local_error(monkeypatch: pytest.Monke
         r = asyncio.run(main(method))
         assert not r.ok and r.local_error and r.error == "too many open files", (method, r)
     assert not TargetResult("192.0.2.1", 1, 0, (), "timeout").local_error
+
+
+def test_no_buffer_space_on_send_is_a_local_error() -> None:
+    import errno
+
+    if os.geteuid() != 0:
+        pytest.skip("raw ICMP sockets need root")
+
+    async def enobufs(*a: Any, **k: Any) -> None:
+        raise OSError(errno.ENOBUFS, "No buffer space available")
+
+    async def main(method: str) -> TargetResult:
+        loop = asyncio.get_running_loop()
+        loop.sock_sendto = enobufs  # type: ignore[method-assign]
+        loop.sock_sendall = enobufs  # type: ignore[method-assign]
+        return await probe(spec(method, count=2, timeout=0.5), "127.0.0.1")
+
+    def check() -> None:
+        for method in ("ping", "nping-udp"):
+            r = asyncio.run(main(method))
+            assert not r.ok and r.local_error, (method, r)
+            assert r.error == "no buffer space available", r
+
+    run_on_lo(lambda: asyncio.sleep(0))
+    check()
