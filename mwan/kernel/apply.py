@@ -7,13 +7,17 @@ import time
 from dataclasses import dataclass
 
 from ..plan.state import Desired, IpRule, Route
+from .diff import normal_routes
 from .nft import NftApplier
-from .routing import Routing, normal_routes
+from .routing import Routing
 
 log = logging.getLogger(__name__)
 
 # every table id mwan3 can use with any mask of up to 8 bits (ids 1..252)
 MAX_TABLE = 252
+# mwan's routes (proto 201) are its own in all of these: a table no interface
+# uses any more (removed or disabled in the config) is emptied
+OWN_TABLES = range(1, MAX_TABLE + 1)
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,12 @@ class KernelApplier:
 
         Routes go in before the rules that point to them would matter: the
         per-WAN unreachable fallback rule keeps marked traffic off ``main``
-        while a table is being filled.
+        while a table is being filled.  mwan's routes in tables that no
+        interface of ``desired`` uses are removed.
         """
         t0 = time.perf_counter()
         stats = self.nft.apply(desired.nft)
-        routes = self.routing.apply_routes(desired.routes, desired.tables)
+        routes = self.routing.apply_routes(desired.routes, OWN_TABLES)
         rules = self.routing.apply_rules(desired.rules)
         result = ApplyResult(stats.commands, rules, routes, time.perf_counter() - t0)
         if result.changed:
@@ -72,5 +77,5 @@ class KernelApplier:
         self.routing.forget()
         removed = 1 if self.nft.remove() else 0
         rules = self.routing.apply_rules(())
-        routes = self.routing.apply_routes((), range(1, MAX_TABLE + 1))
+        routes = self.routing.apply_routes((), OWN_TABLES)
         return ApplyResult(removed, rules, routes, time.perf_counter() - t0)

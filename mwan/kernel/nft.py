@@ -10,18 +10,27 @@ dnsmasq's ``nftset=``) and sticky maps keep their contents across applies.
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..plan.state import TABLE_FAMILY, TABLE_NAME, NftChain, NftSet, NftTable
+from ..plan.state import TABLE_FAMILY, TABLE_NAME, NftTable
+from .diff import NOTHING, NftKnown, full_batch, known_from_listing, nft_batch
 
 log = logging.getLogger(__name__)
 
 
 class NftError(RuntimeError):
-    """libnftables refused a batch (nothing was changed: the batch is atomic)."""
+    """libnftables refused a batch (nothing was changed: the batch is atomic).
+
+    ``batch``: the JSON commands of the batch that failed, as firewalld's
+    error carries them; the message stays one readable line.
+    """
+
+    def __init__(self, message: str, batch: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.batch: list[dict[str, Any]] = list(batch)
 
 
 CHECK_TABLE = "mwan_check"
@@ -30,10 +39,12 @@ CHECK_TABLE = "mwan_check"
 class CheckError(NftError):
     """The kernel would refuse a table: ``command`` is the first command it refuses."""
 
-    def __init__(self, command: dict[str, Any], reason: str) -> None:
+    def __init__(self, command: dict[str, Any], reason: str,
+                 batch: Sequence[dict[str, Any]] = ()) -> None:
         self.command = command
         self.reason = reason
-        super().__init__(f"the kernel refuses {describe_command(command)}: {reason}")
+        super().__init__(f"the kernel refuses {describe_command(command)}: {reason}",
+                         batch or [command])
 
 
 def _first_line(err: str) -> str:
@@ -42,6 +53,16 @@ def _first_line(err: str) -> str:
         if line:
             return line.split("Error: ", 1)[-1]
     return err
+
+
+def _errors(err: str) -> str:
+    """libnftables' error text as one line: each distinct error once, without positions."""
+    seen: list[str] = []
+    for line in err.splitlines():
+        line = line.strip().split("Error: ", 1)[-1]
+        if line and line not in seen:
+            seen.append(line)
+    return "; ".join(seen)
 
 
 def describe_command(cmd: dict[str, Any]) -> str:
@@ -56,29 +77,6 @@ def describe_command(cmd: dict[str, Any]) -> str:
     if kind == "element":
         return f"{op} elements of set {obj.get('name')}"
     return f"{op} {kind} {obj.get('name')}"
-
-
-def full_batch(table: NftTable, name: str = TABLE_NAME) -> list[dict[str, Any]]:
-    """Every command that builds ``table`` from nothing, under the table name ``name``."""
-    def renamed(d: dict[str, Any]) -> dict[str, Any]:
-        d = dict(d)
-        d["table"] = name
-        return d
-
-    batch: list[dict[str, Any]] = [{"add": {"table": {"family": TABLE_FAMILY, "name": name}}}]
-    batch += [{"add": {"chain": renamed(c.definition())}} for c in table.chains]
-    batch += [{"add": {"set": renamed(s.definition())}} for s in table.sets]
-    for s in table.sets:
-        if s.elements:
-            batch.append({"add": {"element": renamed(_elements_cmd("add", s)["add"]["element"])}})
-    for c in table.chains:
-        for i, rule in enumerate(c.rules):
-            r: dict[str, Any] = {"family": TABLE_FAMILY, "table": name, "chain": c.name,
-                                 "expr": list(rule)}
-            if i < len(c.comments) and c.comments[i]:
-                r["comment"] = c.comments[i]
-            batch.append({"add": {"rule": r}})
-    return batch
 
 
 def _nftables() -> Any:
@@ -97,16 +95,14 @@ def _table_obj() -> dict[str, Any]:
     return {"family": TABLE_FAMILY, "name": TABLE_NAME}
 
 
-def _elements_cmd(op: str, s: NftSet) -> dict[str, Any]:
-    return {op: {"element": {"family": TABLE_FAMILY, "table": TABLE_NAME, "name": s.name,
-                             "elem": list(s.elements or ())}}}
+def _missing(err: str) -> bool:
+    """libnftables' answer to listing something that does not exist."""
+    return "No such file or directory" in err
 
 
 @dataclass(frozen=True)
 class ApplyStats:
     commands: int
-    chains_changed: int
-    sets_changed: int
 
     @property
     def changed(self) -> bool:
@@ -114,12 +110,14 @@ class ApplyStats:
 
 
 class NftApplier:
-    """Keeps what it applied, so the next apply is a small difference."""
+    """Keeps what it applied, so the next apply is a small difference.
 
-    def __init__(self) -> None:
-        self._nft = _nftables()
-        self._chains: dict[str, NftChain | str] | None = None  # name → chain ("?": unknown)
-        self._sets: dict[str, NftSet] | None = None
+    ``nft``: a libnftables handle with JSON output (tests hand in a fake).
+    """
+
+    def __init__(self, nft: Any | None = None) -> None:
+        self._nft = nft if nft is not None else _nftables()
+        self._known: NftKnown | None = None  # None: read the kernel on the next apply
 
     # ---------------------------------------------------------------- kernel io
     def run(self, commands: list[dict[str, Any]]) -> Any:
@@ -127,17 +125,22 @@ class NftApplier:
             return None
         rc, out, err = self._nft.json_cmd({"nftables": commands})
         if rc != 0:
-            raise NftError(f"nft refused the batch: {err.strip() or out}")
+            raise NftError(f"nft refused a batch of {len(commands)} commands: "
+                           f"{_errors(err) or out}", commands)
         return out
 
-    def listing(self, kind: str, name: str | None = None) -> list[dict[str, Any]] | None:
-        """List the table (or one chain/set of it); None if it does not exist."""
+    def _list(self, kind: str, name: str | None) -> tuple[int, Any, str]:
         obj: dict[str, Any] = {"family": TABLE_FAMILY}
         if kind == "table":
             obj["name"] = TABLE_NAME
         else:
             obj.update(table=TABLE_NAME, name=name)
-        rc, out, _err = self._nft.json_cmd({"nftables": [{"list": {kind: obj}}]})
+        rc, out, err = self._nft.json_cmd({"nftables": [{"list": {kind: obj}}]})
+        return rc, out, err
+
+    def listing(self, kind: str, name: str | None = None) -> list[dict[str, Any]] | None:
+        """List the table (or one chain/set of it); None if it does not exist."""
+        rc, out, _err = self._list(kind, name)
         if rc != 0:
             return None
         return out["nftables"]  # type: ignore[no-any-return]
@@ -145,87 +148,27 @@ class NftApplier:
     def list_table(self) -> list[dict[str, Any]] | None:
         return self.listing("table")
 
-    def _load_kernel_state(self) -> tuple[dict[str, NftChain | str], dict[str, NftSet]]:
-        """What exists now; every existing chain counts as changed."""
-        objs = self.list_table() or []
-        chains: dict[str, NftChain | str] = {}
-        sets: dict[str, NftSet] = {}
-        for o in objs:
-            if "chain" in o:
-                chains[o["chain"]["name"]] = "?"
-            elif "set" in o:
-                s = o["set"]
-                kind = tuple(s["type"]) if isinstance(s["type"], list) else s["type"]
-                sets[s["name"]] = NftSet(s["name"], kind, tuple(s.get("flags", ())),
-                                         s.get("timeout"), elements=("?",))
-        return chains, sets
+    def _load_kernel_state(self) -> NftKnown:
+        """What exists now; every existing chain counts as changed.
+
+        A listing that fails for another reason than a missing table raises:
+        taking it for an empty table would append every rule a second time.
+        """
+        rc, out, err = self._list("table", None)
+        if rc != 0:
+            if _missing(err):
+                return NOTHING
+            raise NftError(f"cannot list table {TABLE_FAMILY} {TABLE_NAME}: {_first_line(err)}")
+        return known_from_listing(out["nftables"])
 
     # ---------------------------------------------------------------- apply
     def apply(self, table: NftTable) -> ApplyStats:
-        if self._chains is None or self._sets is None:
-            self._chains, self._sets = self._load_kernel_state()
-        old_chains, old_sets = self._chains, self._sets
-        want_chains = {c.name: c for c in table.chains}
-        want_sets = {s.name: s for s in table.sets}
-
-        batch: list[dict[str, Any]] = []
-        recreate = [n for n, s in want_sets.items()
-                    if n in old_sets and old_sets[n].shape() != s.shape()]
-        changed = [c for c in table.chains
-                   if recreate or old_chains.get(c.name) != c]
-        stale_chains = [n for n in old_chains if n not in want_chains]
-        stale_sets = [n for n in old_sets if n not in want_sets]
-
-        for c in changed:
-            if c.name not in old_chains:
-                batch.append({"add": {"chain": c.definition()}})
-        for s in table.sets:
-            if s.name not in old_sets:
-                batch.append({"add": {"set": s.definition()}})
-        for c in changed:
-            if c.name in old_chains:
-                batch.append({"flush": {"chain": {"family": TABLE_FAMILY, "table": TABLE_NAME,
-                                                  "name": c.name}}})
-        for name in stale_chains:
-            batch.append({"flush": {"chain": {"family": TABLE_FAMILY, "table": TABLE_NAME,
-                                              "name": name}}})
-        for name in recreate:
-            batch.append({"delete": {"set": {"family": TABLE_FAMILY, "table": TABLE_NAME,
-                                             "name": name}}})
-            batch.append({"add": {"set": want_sets[name].definition()}})
-        sets_changed = len(recreate)
-        for s in table.sets:
-            if s.elements is None:
-                continue
-            old = old_sets.get(s.name)
-            if old is not None and s.name not in recreate and old.elements == s.elements:
-                continue
-            if old is not None and s.name not in recreate:
-                batch.append({"flush": {"set": {"family": TABLE_FAMILY, "table": TABLE_NAME,
-                                                "name": s.name}}})
-            if s.elements:
-                batch.append(_elements_cmd("add", s))
-            sets_changed += 1
-        for c in changed:
-            for i, rule in enumerate(c.rules):
-                r: dict[str, Any] = {"family": TABLE_FAMILY, "table": TABLE_NAME,
-                                     "chain": c.name, "expr": list(rule)}
-                if i < len(c.comments) and c.comments[i]:
-                    r["comment"] = c.comments[i]
-                batch.append({"add": {"rule": r}})
-        for name in stale_chains:
-            batch.append({"delete": {"chain": {"family": TABLE_FAMILY, "table": TABLE_NAME,
-                                               "name": name}}})
-        for name in stale_sets:
-            batch.append({"delete": {"set": {"family": TABLE_FAMILY, "table": TABLE_NAME,
-                                             "name": name}}})
-        sets_changed += len(stale_sets) + len([s for s in table.sets if s.name not in old_sets])
-        if batch:
-            batch.insert(0, {"add": {"table": _table_obj()}})
-        self.run(batch)
-        self._chains = {c.name: c for c in table.chains}
-        self._sets = dict(want_sets)
-        return ApplyStats(len(batch), len(changed) + len(stale_chains), sets_changed)
+        if self._known is None:
+            self._known = self._load_kernel_state()
+        batch = nft_batch(table, self._known)
+        self.run(batch)  # atomic: on failure the kernel (and what is known of it) is unchanged
+        self._known = NftKnown.applied(table)
+        return ApplyStats(len(batch))
 
     def check(self, table: NftTable) -> None:
         """Have the kernel check ``table`` without changing anything (nft's check mode).
@@ -252,7 +195,7 @@ class NftApplier:
                 lo = mid + 1
             else:
                 hi = mid
-        raise CheckError(batch[lo - 1], _first_line(refused(lo) or err))
+        raise CheckError(batch[lo - 1], _first_line(refused(lo) or err), batch)
 
     def shape_drift(self, table: NftTable) -> list[str]:
         """What the kernel's table lacks of ``table``'s chains and sets (by name)."""
@@ -267,7 +210,7 @@ class NftApplier:
 
     def remove(self) -> bool:
         """Delete the whole table (and everything in it); True if it existed."""
-        self._chains, self._sets = None, None
+        self._known = None
         if self.list_table() is None:
             return False
         self.run([{"delete": {"table": _table_obj()}}])
@@ -275,17 +218,13 @@ class NftApplier:
 
     def forget(self) -> None:
         """Drop the memory of what was applied (the next apply re-reads the kernel)."""
-        self._chains, self._sets = None, None
+        self._known = None
 
 
 def chain_rules_with_counters(applier: NftApplier, chain: str) -> list[dict[str, Any]]:
     """The rules of one chain as listed (with counter values and comments)."""
     objs = applier.listing("chain", chain) or []
     return [o["rule"] for o in objs if "rule" in o]
-
-
-def describe(chain: NftChain) -> str:  # pragma: no cover - debugging aid
-    return json.dumps({"chain": chain.definition(), "rules": chain.rules}, indent=1)
 
 
 def set_networks(applier: NftApplier, name: str) -> list[str] | None:

@@ -8,28 +8,31 @@ sends nothing.
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any
 
 from pyroute2 import IPRoute
+from pyroute2.iproute.linux import DEFAULT_TABLE as MAIN_TABLE  # 254, "main"
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import rt_type
+from pyroute2.netlink.rtnl.fibmsg import FR_ACT_NAMES
 
 from ..plan.state import RTPROT_MWAN, AddrInfo, Family, IpRule, KernelFacts, Route, RouteInfo
+from .diff import RoutesKnown, known_routes, normal_routes, route_ops, rule_ops
 
 log = logging.getLogger(__name__)
 
 AF = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
 FAMILY_OF = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
-FR_ACT = {1: "lookup", 6: "blackhole", 7: "unreachable"}
-FR_ACT_NAME = {"lookup": "FR_ACT_TO_TBL", "blackhole": "FR_ACT_BLACKHOLE",
+# the rule actions mwan uses, by pyroute2's FR_ACT_* names (and numbers, for reading)
+RULE_ACTION = {"lookup": "FR_ACT_TO_TBL", "blackhole": "FR_ACT_BLACKHOLE",
                "unreachable": "FR_ACT_UNREACHABLE"}
-RTN_TYPES = {1: "unicast", 2: "local", 3: "broadcast", 4: "anycast", 5: "multicast",
-             6: "blackhole", 7: "unreachable", 8: "prohibit", 9: "throw", 10: "nat"}
-RTN_CODE = {v: k for k, v in RTN_TYPES.items()}
-RT_TABLE_MAIN, RT_TABLE_LOCAL = 254, 255
+ACTION_OF = {FR_ACT_NAMES[v]: k for k, v in RULE_ACTION.items()}
+# a route deletion that failed with these: the route is not there (any more)
+GONE = (errno.ENOENT, errno.ESRCH)
 
 
 class RoutingError(RuntimeError):
@@ -48,12 +51,9 @@ class Routing:
         self._names: dict[int, str] = {}
         # what the last apply left (None: read the kernel next time); see forget()
         self._rules_cache: set[IpRule] | None = None
-        self._routes_cache: tuple[frozenset[int], frozenset[Route]] | None = None
+        self._routes_cache: RoutesKnown | None = None
         # desired routes the kernel refused in the last apply (device or gateway gone)
         self.refused: frozenset[Route] = frozenset()
-
-    def close(self) -> None:
-        self.ipr.close()
 
     # ------------------------------------------------------------ links
     def devices(self) -> dict[str, int]:
@@ -111,7 +111,7 @@ class Routing:
             out.append(RouteInfo(
                 family=family, dst=dst_str, dev=dev, gateway=gateway,
                 prefsrc=a.get("RTA_PREFSRC"), metric=a.get("RTA_PRIORITY"),
-                scope=msg["scope"], type=RTN_TYPES.get(msg["type"], "unicast"), table=tbl,
+                scope=msg["scope"], type=_route_type(msg["type"]), table=tbl,
             ))
         return out
 
@@ -133,7 +133,7 @@ class Routing:
     def facts(self, lookup_tables: Iterable[int] = ()) -> KernelFacts:
         routes: list[RouteInfo] = []
         for fam in ("ipv4", "ipv6"):
-            routes += self.read_routes(fam, RT_TABLE_MAIN)
+            routes += self.read_routes(fam, MAIN_TABLE)
             for t in lookup_tables:
                 routes += self.read_routes(fam, t)
         return KernelFacts(routes=tuple(routes), addresses=tuple(self.read_addresses()),
@@ -147,7 +147,7 @@ class Routing:
                 a = _attrs(msg)
                 if a.get("FRA_PROTOCOL") != RTPROT_MWAN:
                     continue
-                action = FR_ACT.get(msg["action"])
+                action = ACTION_OF.get(msg["action"])
                 if action is None:
                     continue
                 table = a.get("FRA_TABLE", msg["table"]) if action == "lookup" else None
@@ -159,53 +159,44 @@ class Routing:
                 ))
         return out
 
-    def _rule_cmd(self, cmd: str, r: IpRule) -> None:
-        kw: dict[str, Any] = {"family": AF[r.family], "priority": r.priority,
-                                  "protocol": RTPROT_MWAN, "action": FR_ACT_NAME[r.action]}
-        if r.action == "lookup":
-            kw["table"] = r.table
-        if r.fwmark is not None:
-            kw["fwmark"] = r.fwmark
-            kw["fwmask"] = r.fwmask if r.fwmask is not None else 0xFFFFFFFF
-        if r.iif is not None:
-            kw["iifname"] = r.iif
-        self.ipr.rule(cmd, **kw)
-
     def forget(self) -> None:
         """Drop what was remembered of mwan's rules and routes; the next apply re-reads them."""
         self._rules_cache = None
         self._routes_cache = None
 
     def apply_rules(self, desired: Iterable[IpRule]) -> int:
+        """Make mwan's rules equal ``desired``; returns changes made.
+
+        A failing command raises, and the next apply re-reads the kernel.
+        """
         want = set(desired)
         have = self._rules_cache if self._rules_cache is not None else self.owned_rules()
-        self._rules_cache = None
-        if have == want:
-            self._rules_cache = want
-            return 0
-        changes = 0
-        for r in sorted(want - have):
-            self._rule_cmd("add", r)
-            changes += 1
-        for r in sorted(have - want):
+        self._rules_cache = None  # unknown until every command went through
+        ops = rule_ops(want, have)
+        for op, r in ops:
             try:
-                self._rule_cmd("del", r)
+                self.ipr.rule(op, **rule_request(r))
             except NetlinkError as exc:
-                if exc.code != 2:  # ENOENT: already gone
+                if op != "del" or exc.code != errno.ENOENT:  # ENOENT: already gone
                     raise
-            changes += 1
         self._rules_cache = want
-        return changes
+        return len(ops)
 
     # ------------------------------------------------------------ routes
     def owned_routes(self, tables: Iterable[int]) -> set[Route]:
         """mwan's routes (proto 201) in ``tables``: one dump per family, filtered here."""
+        return self._owned_routes(tables)[0]
+
+    def _owned_routes(self, tables: Iterable[int]) -> tuple[set[Route], bool]:
+        """(mwan's routes in ``tables``, whether every dump succeeded)."""
         wanted = set(tables)
         out: set[Route] = set()
+        complete = True
         for fam in ("ipv4", "ipv6"):
             try:
                 msgs = self.ipr.get_routes(family=AF[fam])
-            except NetlinkError:
+            except NetlinkError as exc:
+                complete &= exc.code == errno.EAFNOSUPPORT  # a kernel without IPv6
                 continue
             for msg in msgs:
                 if msg["proto"] != RTPROT_MWAN:
@@ -220,72 +211,92 @@ class Routing:
                     dst="default" if dst is None else f"{dst}/{msg['dst_len']}",
                     dev=self._name(a.get("RTA_OIF")), gateway=a.get("RTA_GATEWAY"),
                     prefsrc=a.get("RTA_PREFSRC"), metric=a.get("RTA_PRIORITY"),
-                    scope=msg["scope"], type=RTN_TYPES.get(msg["type"], "unicast"),
+                    scope=msg["scope"], type=_route_type(msg["type"]),
                 ))
-        return out
+        return out, complete
 
     def _route_cmd(self, cmd: str, r: Route, devices: dict[str, int]) -> None:
-        kw: dict[str, Any] = {"family": AF[r.family], "table": r.table, "dst": r.dst,
-                                  "proto": RTPROT_MWAN, "type": RTN_CODE.get(r.type, 1),
-                                  "scope": r.scope}
-        if r.dev is not None:
-            if r.dev not in devices:
-                raise RoutingError(f"device {r.dev} does not exist")
-            kw["oif"] = devices[r.dev]
-        if r.gateway is not None:
-            kw["gateway"] = r.gateway
-        if r.prefsrc is not None:
-            kw["prefsrc"] = r.prefsrc
-        if r.metric is not None:
-            kw["priority"] = r.metric
-        self.ipr.route(cmd, **kw)
+        self.ipr.route(cmd, **route_request(r, devices))
 
     def apply_routes(self, desired: Iterable[Route], tables: Iterable[int]) -> int:
-        """Make mwan's routes in ``tables`` equal ``desired``; returns changes made."""
-        want = {_normal(r) for r in desired}
+        """Make mwan's routes in ``tables`` equal ``desired``; returns changes made.
+
+        A route the kernel refuses (its device or gateway vanished meanwhile)
+        is logged and listed in :attr:`refused`; the next netlink event brings
+        a fresh plan.  A route that could not be deleted, or a dump that
+        failed, raises :class:`RoutingError` once the other commands are done.
+        What the kernel holds is remembered only when every command went
+        through (or failed because the route was already gone).
+        """
+        want = normal_routes(desired)
         self.refused = frozenset()
         scope = set(tables) | {r.table for r in want}
-        cached = self._routes_cache
-        if cached is not None and cached[0] >= scope:
-            have = {r for r in cached[1] if r.table in scope}
-        else:
-            have = self.owned_routes(scope)
-        self._routes_cache = None
-        if have == want:
-            self._routes_cache = (frozenset(scope), frozenset(want))
-            return 0
-        devices = self.devices()
-        changes = 0
+        have = known_routes(self._routes_cache, scope)
+        problems: list[str] = []
+        if have is None:
+            have, complete = self._owned_routes(scope)
+            if not complete:
+                problems.append("cannot read mwan's routes")
+        self._routes_cache = None  # unknown until every command went through
+        ops = route_ops(want, have)
         failed: set[Route] = set()
-        for r in sorted(have - want, key=str):
+        changes = 0
+        devices = self.devices() if ops else {}
+        for op, r in ops:
             try:
-                self._route_cmd("del", r, devices)
+                self._route_cmd(op, r, devices)
             except (NetlinkError, RoutingError) as exc:
-                log.debug("route %s already gone: %s", r, exc)
+                if op == "replace":
+                    log.warning("cannot add route %s to table %d: %s", r.dst, r.table, exc)
+                    failed.add(r)
+                    continue
+                # a route through a device that is gone went with it
+                if isinstance(exc, RoutingError) or exc.code in GONE:
+                    log.debug("route %s already gone: %s", r, exc)
+                else:
+                    problems.append(f"cannot delete route {r.dst} from table {r.table}: {exc}")
             changes += 1
-        for r in sorted(want - have, key=str):
-            try:
-                self._route_cmd("replace", r, devices)
-            except (NetlinkError, RoutingError) as exc:
-                # a route whose device or gateway vanished meanwhile; the next
-                # netlink event brings a fresh plan
-                log.warning("cannot add route %s to table %d: %s", r.dst, r.table, exc)
-                failed.add(r)
-                continue
-            changes += 1
+        self.refused = frozenset(failed)
+        if problems:
+            raise RoutingError("; ".join(problems))
         if not failed:
             self._routes_cache = (frozenset(scope), frozenset(want))
-        self.refused = frozenset(failed)
         return changes
 
 
-def normal_routes(routes: Iterable[Route]) -> set[Route]:
-    """Routes in the form the kernel reports them back in."""
-    return {_normal(r) for r in routes}
+def rule_request(r: IpRule) -> dict[str, Any]:
+    """The keyword arguments of ``IPRoute.rule(cmd, ...)`` for rule ``r``."""
+    kw: dict[str, Any] = {"family": AF[r.family], "priority": r.priority,
+                          "protocol": RTPROT_MWAN, "action": RULE_ACTION[r.action]}
+    if r.action == "lookup":
+        kw["table"] = r.table
+    if r.fwmark is not None:
+        kw["fwmark"] = r.fwmark
+        kw["fwmask"] = r.fwmask if r.fwmask is not None else 0xFFFFFFFF
+    if r.iif is not None:
+        kw["iifname"] = r.iif
+    return kw
 
 
-def _normal(r: Route) -> Route:
-    """The form the kernel reports a route back in (so sets compare)."""
-    if r.family == "ipv6" and r.metric is None:
-        return replace(r, metric=1024)
-    return r
+def route_request(r: Route, devices: dict[str, int]) -> dict[str, Any]:
+    """The keyword arguments of ``IPRoute.route(cmd, ...)`` for route ``r``."""
+    kw: dict[str, Any] = {"family": AF[r.family], "table": r.table, "dst": r.dst,
+                          "proto": RTPROT_MWAN, "type": rt_type.get(r.type, rt_type["unicast"]),
+                          "scope": r.scope}
+    if r.dev is not None:
+        if r.dev not in devices:
+            raise RoutingError(f"device {r.dev} does not exist")
+        kw["oif"] = devices[r.dev]
+    if r.gateway is not None:
+        kw["gateway"] = r.gateway
+    if r.prefsrc is not None:
+        kw["prefsrc"] = r.prefsrc
+    if r.metric is not None:
+        kw["priority"] = r.metric
+    return kw
+
+
+def _route_type(code: int) -> str:
+    """rtm_type → its name ("unicast" for what pyroute2 has no name for)."""
+    name = rt_type.get(code) if code else None
+    return name if isinstance(name, str) else "unicast"

@@ -1,0 +1,1 @@
+"""In-memory stand-ins for the kernel and other outside parts, for tests without root."""
