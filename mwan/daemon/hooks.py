@@ -153,6 +153,9 @@ async def run_user_script(path: str, action: str, interface: str, device: str,
         dir_st = os.stat(os.path.dirname(real)) if st else None
     except (FileNotFoundError, NotADirectoryError):
         st = dir_st = None
+    except OSError as exc:  # permission denied on the way, too many symlinks...
+        log.error("user script %s: %s: not run for %s %s", path, exc, action, interface)
+        return None
     if st is None or dir_st is None:
         return None  # no script: nothing to run (the default /etc/mwan3.user may not exist)
     why = script_refusal(real, st, dir_st, os.geteuid())
