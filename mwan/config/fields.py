@@ -9,7 +9,10 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from .model import IPAddress, IPNetwork, PortRange
+from ..plan.names import FWMARK_PRIORITY, reserved_ipset
+from .marks import MarkSpace
+from .uci import char_name
+from .values import IPAddress, IPNetwork, PortRange
 
 PROTO_NUMBERS = {
     "all": None,
@@ -144,3 +147,60 @@ def read_set_name(text: str) -> str:
     if not _SETNAME_RE.match(text) or len(text) > 63:
         raise BadValue(f"{text!r} is not a valid set name")
     return text
+
+
+def read_ipset(text: str) -> str:
+    """A rule's ``ipset``: a valid set name that is none of mwan's own sets."""
+    name = read_set_name(text)
+    theirs = reserved_ipset(name)
+    if theirs is not None:
+        raise BadValue(f"{name!r} is reserved: its nft set {theirs!r} is one mwan names itself "
+                       "(connected, custom, dynamic and sticky_v4_RULE / sticky_v6_RULE); "
+                       "name the set differently")
+    return name
+
+
+# Linux refuses these in a device name (dev_valid_name); nft reads '*' as a
+# wildcard and quotes and backslashes as its own syntax.
+_DEVICE_KERNEL_REFUSES = "/:"
+_DEVICE_NFT_SPECIAL = "*\"'\\"
+
+
+def device_name_problem(device: str) -> str | None:
+    """Why ``device`` cannot be a Linux interface name that nft matches literally, or None.
+
+    The kernel's ``dev_valid_name``: 1-15 bytes, not ``.`` or ``..``, no
+    ``/``, ``:`` or blank.  mwan also refuses what nft would read as syntax
+    (``*`` is a wildcard: ``eth*`` would match every eth device) and anything
+    but printable ASCII.
+    """
+    if not device:
+        return "is empty; give the Linux device name, e.g. 'eth1'"
+    size = len(device.encode())
+    if size > 15:
+        return f"{device!r} is longer than the 15 bytes of a Linux device name"
+    if device in (".", ".."):
+        return f"{device!r} is not a Linux device name"
+    for c in device:
+        if c in _DEVICE_NFT_SPECIAL:
+            return (f"{device!r}: {c!r} is not allowed in a device name (nft would read it as "
+                    f"{'a wildcard' if c == '*' else 'quoting'}); name one device, e.g. 'eth1'")
+        if c in _DEVICE_KERNEL_REFUSES or c.isspace() or not (c.isascii() and c.isprintable()):
+            return (f"{device!r}: {char_name(c)} is not allowed in a Linux device name "
+                    "(the kernel refuses '/', ':' and blanks; mwan takes printable ASCII)")
+    return None
+
+
+MAIN_RULE_PRIORITY = 32766  # the kernel's "from all lookup main"
+
+
+def mark_mask_problem(mask: int) -> str | None:
+    """Why ``mmx_mask`` has too many bits for mwan's ip rules to stay before main's, or None."""
+    space = MarkSpace(mask)
+    highest = FWMARK_PRIORITY + space.unreachable_id  # the 'fwmark ... unreachable' rule
+    if highest < MAIN_RULE_PRIORITY:
+        return None
+    return (f"{space.mask:#x} has {space.bits} bits: the reserved ids (blackhole "
+            f"{space.blackhole_id}, unreachable {space.unreachable_id}) would need ip rule "
+            f"priority {highest}, past the main table's rule at {MAIN_RULE_PRIORITY}; use at "
+            f"most 14 bits, e.g. 0x3F00 (the default) or 0xFF0000")

@@ -1,53 +1,84 @@
-"""The validated, immutable mwan3 configuration model.
+"""The validated, immutable mwan3 configuration model, and its option tables.
 
 Every option mwan3 documents is here with mwan3's default (section 1 of the
-mwan3 notes).  Values are already parsed: numbers are ints, addresses are
-:mod:`ipaddress` objects, lists are tuples.  Only :mod:`mwan.config.validate`
-builds these; everything after it may trust them.
+mwan3 notes).  Each option is declared once, as a field of its section's
+class: its kind (the typed parser, with its range), default, list or not,
+one line of help and whether the web UI may change it (:mod:`.options`).
+The validator, ``show-config``, the web form and the JSON schema read these
+tables (:data:`SECTION_TABLES`); nothing else lists the options.
+
+Values are already parsed: numbers are ints, addresses are :mod:`ipaddress`
+objects, lists are tuples.  Only :mod:`mwan.config.validate` builds these;
+everything after it may trust them.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Literal
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-Family = Literal["ipv4", "ipv6"]
+from .options import (
+    Address,
+    Bool,
+    Choice,
+    Device,
+    EnumOf,
+    Int,
+    ListenAddress,
+    MarkMask,
+    Networks,
+    PasswordHash,
+    Ports,
+    Proto,
+    SetName,
+    Spec,
+    Text,
+    opt,
+    required,
+    table,
+)
+from .values import Family, InitialState, IPAddress, IPNetwork, PortRange
+
+__all__ = ["Family", "IPAddress", "IPNetwork", "InitialState", "PortRange"]
 
 TRACK_METHODS = ("ping", "arping", "httping", "nping-tcp", "nping-udp", "nping-icmp", "nping-arp")
+# the port a method probes when track_port is unset (httping with httping_ssl: 443)
+TRACK_PORTS = {"httping": 80, "nping-tcp": 80, "nping-udp": 53}
+HTTPS_PORT = 443
 FLUSH_EVENTS = ("ifup", "ifdown", "connected", "disconnected")
 LOG_LEVELS = ("emerg", "alert", "crit", "error", "warning", "notice", "info", "debug")
 LAST_RESORTS = ("unreachable", "blackhole", "default")
 SPECIAL_POLICIES = ("default", "unreachable", "blackhole")
-
-
-class InitialState(str, Enum):
-    ONLINE = "online"
-    OFFLINE = "offline"
+DAY, MS = Int(1, 86400), Int(1, 1000000)
 
 
 @dataclass(frozen=True)
 class Globals:
-    mmx_mask: int = 0x3F00
-    logging: bool = False
-    loglevel: str = "notice"
-    rt_table_lookup: tuple[int, ...] = ()
-    source_routing: bool = False
+    mmx_mask: int = opt(MarkMask(), 0x3F00, "the fwmark bits mwan owns (hex, 3 to 14 bits)")
+    logging: bool = opt(Bool(), False, "log packets of rules that set logging")
+    loglevel: str = opt(Choice(LOG_LEVELS), "notice", "the level of those log lines")
+    rt_table_lookup: tuple[int, ...] = opt(
+        Int(1, 0xFFFFFFFF), (), "extra routing tables whose routes bypass the policies",
+        is_list=True)
+    source_routing: bool = opt(Bool(), False, "keep 'from' selectors on copied default routes")
     # accepted for compatibility, ignored (deprecated in mwan3 itself)
-    local_source: str | None = None
-    rtmon_interval: int | None = None
+    local_source: str | None = opt(Text(), None, "ignored (removed in mwan3 2.7)",
+                                   deprecated="deprecated and ignored since mwan3 2.7")
+    rtmon_interval: int | None = opt(
+        Int(0), None, "ignored (routes are followed by netlink events)",
+        deprecated="deprecated and ignored: routes are followed by netlink events")
     # mwan additions
-    user_script: str = "/etc/mwan3.user"
+    user_script: str = opt(Text(), "/etc/mwan3.user", "the hotplug script run on each event",
+                           web=False)
     # the web UI / JSON API / metrics (off unless web_enabled)
-    web_enabled: bool = False
-    web_listen: tuple[str, ...] = ("127.0.0.1",)
-    web_port: int = 8086
-    web_password_hash: str | None = None
-    web_cert: str | None = None
-    web_key: str | None = None
+    web_enabled: bool = opt(Bool(), False, "serve the web UI, JSON API and metrics")
+    web_listen: tuple[str, ...] = opt(ListenAddress(), ("127.0.0.1",),
+                                      "addresses the web UI listens on", is_list=True)
+    web_port: int = opt(Int(1, 65535), 8086, "the web UI's TCP port")
+    web_password_hash: str | None = opt(PasswordHash(), None,
+                                        "set with 'mwan3 web-password'", web=False)
+    web_cert: str | None = opt(Text(), None, "TLS certificate file (with web_key)", web=False)
+    web_key: str | None = opt(Text(), None, "TLS private key file (with web_cert)", web=False)
     line: int = 0
 
 
@@ -55,36 +86,45 @@ class Globals:
 class Interface:
     name: str
     id: int  # 1-based position among all interface sections (mwan3 compatible)
-    device: str
-    enabled: bool = False
-    family: Family = "ipv4"
-    gateway: IPAddress | None = None
-    track_ip: tuple[IPAddress, ...] = ()
-    track_method: str = "ping"
-    httping_ssl: bool = False
-    track_port: int | None = None  # nping-tcp / nping-udp port (mwan addition)
-    reliability: int = 1
-    count: int = 1
-    timeout: int = 4
-    interval: int = 10
-    failure_interval: int = 10  # defaults to interval
-    recovery_interval: int = 10  # defaults to interval
-    keep_failure_interval: bool = False
-    check_quality: bool = False
-    failure_latency: int = 1000
-    recovery_latency: int = 500
-    failure_loss: int = 40
-    recovery_loss: int = 10
-    initial_state: InitialState = InitialState.ONLINE
-    max_ttl: int = 60
-    size: int = 56
-    up: int = 5
-    down: int = 5
-    flush_conntrack: tuple[str, ...] = ()
+    device: str = required(Device(), "the Linux device (default: from the network config, "
+                           "else the section name)")
+    enabled: bool = opt(Bool(), False, "track and use this interface")
+    family: Family = opt(Choice(("ipv4", "ipv6")), "ipv4", "the address family")
+    gateway: IPAddress | None = opt(Address(), None, "next hop (default: the main table's "
+                                    "default route via the device)")
+    track_ip: tuple[IPAddress, ...] = opt(Address(), (), "targets probed each round (none: "
+                                          "online while the device is up)", is_list=True)
+    track_method: str = opt(Choice(TRACK_METHODS), "ping", "how targets are probed")
+    httping_ssl: bool = opt(Bool(), False, "httping over https")
+    track_port: int | None = opt(Int(1, 65535), None, "port for httping and nping-tcp/-udp "
+                                 "(default: 80, 443 with httping_ssl, 53 for udp)")
+    reliability: int = opt(Int(1, 100), 1, "targets that must answer for a good round")
+    count: int = opt(Int(1, 100), 1, "probes per target per round")
+    timeout: int = opt(Int(1, 60), 4, "seconds to wait for an answer")
+    interval: int = opt(DAY, 10, "seconds between rounds while steady")
+    failure_interval: int = opt(DAY, 10, "seconds between rounds while going down",
+                                default_from="interval")
+    recovery_interval: int = opt(DAY, 10, "seconds between rounds while coming up",
+                                 default_from="interval")
+    keep_failure_interval: bool = opt(Bool(), False, "keep failure_interval while offline")
+    check_quality: bool = opt(Bool(), False, "judge targets by latency and loss too")
+    failure_latency: int = opt(MS, 1000, "ms above which a target fails (check_quality)")
+    recovery_latency: int = opt(MS, 500, "ms below which a target recovers (check_quality)")
+    failure_loss: int = opt(Int(0, 100), 40, "% loss above which a target fails")
+    recovery_loss: int = opt(Int(0, 100), 10, "% loss below which a target recovers")
+    initial_state: InitialState = opt(EnumOf(InitialState), InitialState.ONLINE,
+                                      "the state before the first verdict")
+    max_ttl: int = opt(Int(1, 255), 60, "ping's TTL")
+    size: int = opt(Int(1, 65507), 56, "ping's payload bytes")
+    up: int = opt(Int(1, 1000), 5, "good rounds in a row to come online")
+    down: int = opt(Int(1, 1000), 5, "failed rounds in a row to go offline")
+    flush_conntrack: tuple[str, ...] = opt(Choice(FLUSH_EVENTS), (), "events that flush the "
+                                           "interface's conntrack entries", is_list=True)
     # flap dampening (mwan additions; off unless flap_threshold > 0)
-    flap_threshold: int = 0
-    flap_window: int = 60
-    flap_holddown: int = 120
+    flap_threshold: int = opt(Int(0, 1000), 0, "flaps within flap_window that hold the "
+                              "interface down (0: off)")
+    flap_window: int = opt(DAY, 60, "seconds in which flaps are counted")
+    flap_holddown: int = opt(DAY, 120, "seconds a flapping interface is held down")
     line: int = 0
 
     @property
@@ -95,44 +135,38 @@ class Interface:
 @dataclass(frozen=True)
 class Member:
     name: str
-    interface: str
-    metric: int = 1
-    weight: int = 1
+    interface: str = required(Text(), "the interface section this member uses")
+    metric: int = opt(Int(1, 256), 1, "tier: the lowest metric online is used")
+    weight: int = opt(Int(1, 1000), 1, "share of traffic within its tier")
     line: int = 0
 
 
 @dataclass(frozen=True)
 class Policy:
     name: str
-    use_member: tuple[str, ...] = ()
-    last_resort: str = "unreachable"
+    use_member: tuple[str, ...] = opt(Text(), (), "the members, in order", is_list=True)
+    last_resort: str = opt(Choice(LAST_RESORTS), "unreachable",
+                           "when no member is online")
     line: int = 0
-
-
-@dataclass(frozen=True)
-class PortRange:
-    low: int
-    high: int
-
-    def __str__(self) -> str:
-        return str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
 
 
 @dataclass(frozen=True)
 class Rule:
     name: str
-    use_policy: str
-    src_ip: tuple[IPNetwork, ...] = ()
-    src_port: tuple[PortRange, ...] = ()
-    proto: str = "all"  # "all", a protocol name, or a number as text
-    dest_ip: tuple[IPNetwork, ...] = ()
-    dest_port: tuple[PortRange, ...] = ()
-    ipset: str | None = None
-    sticky: bool = False
-    timeout: int = 600
-    family: Literal["ipv4", "ipv6", "any"] = "any"
-    logging: bool = False
-    src_iface: str | None = None
+    use_policy: str = required(Text(), "a policy, or default, unreachable, blackhole")
+    src_ip: tuple[IPNetwork, ...] = opt(Networks(), (), "source addresses/CIDRs")
+    src_port: tuple[PortRange, ...] = opt(Ports(), (), "source ports (tcp, udp)")
+    proto: str = opt(Proto(), "all", "all, a protocol name or number")
+    dest_ip: tuple[IPNetwork, ...] = opt(Networks(), (), "destination addresses/CIDRs")
+    dest_port: tuple[PortRange, ...] = opt(Ports(), (), "destination ports (tcp, udp)")
+    ipset: str | None = opt(SetName(), None, "a set of destinations (not one of mwan's)")
+    sticky: bool = opt(Bool(), False, "keep each source on the WAN it first used")
+    timeout: int = opt(MS, 600, "seconds a sticky source stays")
+    family: Literal["ipv4", "ipv6", "any"] = opt(Choice(("ipv4", "ipv6", "any")), "any",
+                                                 "the address family")
+    logging: bool = opt(Bool(), False, "log matching packets (with globals logging)")
+    src_iface: str | None = opt(Text(), None, "incoming interface (any network config "
+                                "interface)")
     src_device: str | None = None  # src_iface's Linux device (validate resolves it)
     line: int = 0
 
@@ -186,3 +220,11 @@ class Config:
     @property
     def enabled_interfaces(self) -> tuple[Interface, ...]:
         return tuple(i for i in self.interfaces if i.enabled)
+
+SECTION_CLASSES: dict[str, type] = {
+    "globals": Globals, "interface": Interface, "member": Member, "policy": Policy,
+    "rule": Rule,
+}
+# each section type's options (name, kind, default, list or not, help, web), in file order
+SECTION_TABLES: dict[str, tuple[Spec, ...]] = {
+    stype: table(cls) for stype, cls in SECTION_CLASSES.items()}
