@@ -119,6 +119,11 @@ class NftApplier:
         self._nft = nft if nft is not None else _nftables()
         self._known: NftKnown | None = None  # None: read the kernel on the next apply
 
+    @property
+    def known(self) -> NftKnown | None:
+        """What the next apply takes the kernel's table to be (None: it lists the kernel)."""
+        return self._known
+
     # ---------------------------------------------------------------- kernel io
     def run(self, commands: list[dict[str, Any]]) -> Any:
         if not commands:

@@ -159,6 +159,13 @@ class Routing:
                 ))
         return out
 
+    @property
+    def remembered(self) -> tuple[frozenset[IpRule] | None, RoutesKnown | None]:
+        """What the next apply takes the kernel to hold: mwan's rules, and (tables, routes)
+        (None: it reads the kernel)."""
+        rules = self._rules_cache
+        return (None if rules is None else frozenset(rules)), self._routes_cache
+
     def forget(self) -> None:
         """Drop what was remembered of mwan's rules and routes; the next apply re-reads them."""
         self._rules_cache = None

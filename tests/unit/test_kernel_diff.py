@@ -280,14 +280,13 @@ def mismatch(ipr: FakeIPRoute, nft: FakeNft, want: Desired,
 def memory_is_true(applier: KernelApplier, ipr: FakeIPRoute, nft: FakeNft) -> list[str]:
     """What the appliers remember of the kernel, where it differs from the kernel."""
     out = []
-    rules = applier.routing._rules_cache
+    rules, routes = applier.routing.remembered
     if rules is not None and rules != ipr.mwan_rules():
         out.append("rules cache")
-    routes = applier.routing._routes_cache
     if routes is not None and \
             routes[1] != {r for r in ipr.mwan_routes() if r.table in routes[0]}:
         out.append("routes cache")
-    known = applier.nft._known
+    known = applier.nft.known
     t = nft.table
     if known is not None:
         if t is None:
