@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..plan.state import Desired, IpRule, Route
 from .diff import normal_routes
 from .nft import NftApplier
-from .routing import Routing
+from .routing import Routing, RoutingError
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,17 @@ class KernelApplier:
         Routes go in before the rules that point to them would matter: the
         per-WAN unreachable fallback rule keeps marked traffic off ``main``
         while a table is being filled.  mwan's routes in tables that no
-        interface of ``desired`` uses are removed.
+        interface of ``desired`` uses are removed.  A route that could not be
+        deleted (or a failed dump) raises :class:`RoutingError` once the rules
+        are applied too; the caller retries.
         """
         t0 = time.perf_counter()
         stats = self.nft.apply(desired.nft)
-        routes = self.routing.apply_routes(desired.routes, OWN_TABLES)
+        try:
+            routes = self.routing.apply_routes(desired.routes, OWN_TABLES)
+        except RoutingError:
+            self.routing.apply_rules(desired.rules)  # a route problem does not hold the rules
+            raise
         rules = self.routing.apply_rules(desired.rules)
         result = ApplyResult(stats.commands, rules, routes, time.perf_counter() - t0)
         if result.changed:
@@ -77,5 +83,9 @@ class KernelApplier:
         self.routing.forget()
         removed = 1 if self.nft.remove() else 0
         rules = self.routing.apply_rules(())
-        routes = self.routing.apply_routes((), OWN_TABLES)
+        try:
+            routes = self.routing.apply_routes((), OWN_TABLES)
+        except RoutingError as exc:  # stopping: remove what can be, say what could not
+            log.warning("not every route of mwan was removed: %s", exc)
+            routes = 0
         return ApplyResult(removed, rules, routes, time.perf_counter() - t0)

@@ -11,6 +11,7 @@ of the kernel is never wrong, and the next apply without failures converges.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.kernel import Chaos, FakeIPRoute, FakeNft, Link
+from fakes.kernel import Chaos, FakeIPRoute, FakeNft, Faults, Link
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyroute2.netlink.exceptions import ChaoticException, NetlinkError
@@ -392,3 +393,33 @@ def test_a_refused_batch_is_carried_by_the_error() -> None:
     assert nft.differences(table) == []  # the batch is atomic
     applier.apply(table)  # and what is remembered is still true
     assert nft.batches[-1:] != [] and nft.differences(table) == []
+
+
+def test_a_route_that_cannot_be_deleted_does_not_hold_the_rules() -> None:
+    ipr, nft = fake_kernel(), FakeNft()
+    faults = Faults(ipr)
+    applier = make_applier(faults, nft)
+    applier.apply(desired("two"))
+    want = desired("three")  # wanc's rules and routes come, wanb's default route changes
+    faults.fail("route", NetlinkError(errno.EBUSY, "Device or resource busy"),
+                when=lambda cmd, **kw: cmd == "del")
+    with pytest.raises(RoutingError, match="cannot delete route"):
+        applier.apply(want)
+    assert ipr.mwan_rules() == set(want.rules)
+    assert memory_is_true(applier, ipr, nft) == []
+    applier.apply(want)
+    assert mismatch(ipr, nft, want) == []
+
+
+def test_remove_takes_away_what_it_can() -> None:
+    ipr, nft = fake_kernel(), FakeNft()
+    faults = Faults(ipr)
+    applier = make_applier(faults, nft)
+    before = foreign(ipr)
+    applier.apply(desired("example"))
+    faults.fail("route", NetlinkError(errno.EBUSY, "Device or resource busy"),
+                when=lambda cmd, **kw: cmd == "del")
+    applier.remove()  # logs the route it could not delete
+    assert nft.table is None and ipr.mwan_rules() == set() and len(ipr.mwan_routes()) == 1
+    applier.remove()
+    assert ipr.mwan_routes() == set() and foreign(ipr) == before
