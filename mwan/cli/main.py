@@ -45,10 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    add("check", config_cmds.cmd_check, "validate the config and print a summary")
-    p = add("show-config", config_cmds.cmd_show_config,
-            "print the validated config with every default filled in")
-    p.add_argument("--json", action="store_true", help="as JSON")
+    config_cmds.register(add)
     add("start", service_cmds.cmd_start, "validate, apply and run the daemon in the background")
     add("stop", service_cmds.cmd_stop, "stop the daemon and remove everything it made")
     add("restart", service_cmds.cmd_restart,
@@ -76,8 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    from ..config.errors import ConfigError
+
     try:
         return handler(args)
+    except ConfigError as exc:  # a config a user wrote: printed here, once, without a traceback
+        from .config_cmds import report_config_error
+
+        return report_config_error(exc)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

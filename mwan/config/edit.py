@@ -107,10 +107,15 @@ def add_section(text: str, type_: str, name: str, options: Mapping[str, Values],
     lines = _lines(text)
     while lines and not lines[-1].strip():
         lines.pop()
-    block = ["", f"config {type_} {quote(name)}"]
+    return _join(lines + [""] + section_lines(type_, name, options))
+
+
+def section_lines(type_: str, name: str, options: Mapping[str, Values]) -> list[str]:
+    """A section as UCI lines: its header, then each option (None: left out)."""
+    out = [f"config {type_} {quote(name)}"]
     for opt, values in options.items():
-        block += _option_lines(opt, values, "\t")
-    return _join(lines + block)
+        out += _option_lines(opt, values, "\t")
+    return out
 
 
 def delete_section(text: str, section: str, path: str = "<config>") -> str:

@@ -228,3 +228,5 @@ SECTION_CLASSES: dict[str, type] = {
 # each section type's options (name, kind, default, list or not, help, web), in file order
 SECTION_TABLES: dict[str, tuple[Spec, ...]] = {
     stype: table(cls) for stype, cls in SECTION_CLASSES.items()}
+# options the web UI shows but may not change (a program or file root runs or reads, a secret)
+ROOT_ONLY = frozenset(s.name for specs in SECTION_TABLES.values() for s in specs if not s.web)

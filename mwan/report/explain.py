@@ -13,9 +13,8 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..config.fields import read_proto
+from ..config.fields import device_name_problem, read_proto
 from ..config.model import SPECIAL_POLICIES, Config, IPAddress, IPNetwork, Rule
-from ..config.validate import device_name_problem
 from ..plan import classify as C
 from ..plan.names import FAMILIES, MAIN_TABLE, SUFFIX, user_set
 from ..plan.policy import choose

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Protocol
 
 from ..config.model import InitialState, Interface
@@ -66,32 +66,26 @@ class Result(Protocol):
 
 @dataclass(frozen=True)
 class Params:
-    up: int = 5
-    down: int = 5
-    reliability: int = 1
-    interval: float = 10
-    failure_interval: float = 10
-    recovery_interval: float = 10
-    keep_failure_interval: bool = False
-    check_quality: bool = False
-    failure_latency: float = 1000
-    recovery_latency: float = 500
-    failure_loss: float = 40
-    recovery_loss: float = 10
-    initial_online: bool = True
+    """The interface options the machine reads: same names, the option tables' defaults."""
+
+    up: int = Interface.up
+    down: int = Interface.down
+    reliability: int = Interface.reliability
+    interval: float = Interface.interval
+    failure_interval: float = Interface.failure_interval
+    recovery_interval: float = Interface.recovery_interval
+    keep_failure_interval: bool = Interface.keep_failure_interval
+    check_quality: bool = Interface.check_quality
+    failure_latency: float = Interface.failure_latency
+    recovery_latency: float = Interface.recovery_latency
+    failure_loss: float = Interface.failure_loss
+    recovery_loss: float = Interface.recovery_loss
+    initial_online: bool = Interface.initial_state == InitialState.ONLINE
 
     @classmethod
     def of(cls, iface: Interface) -> Params:
-        return cls(
-            up=iface.up, down=iface.down, reliability=iface.reliability,
-            interval=iface.interval, failure_interval=iface.failure_interval,
-            recovery_interval=iface.recovery_interval,
-            keep_failure_interval=iface.keep_failure_interval,
-            check_quality=iface.check_quality,
-            failure_latency=iface.failure_latency, recovery_latency=iface.recovery_latency,
-            failure_loss=iface.failure_loss, recovery_loss=iface.recovery_loss,
-            initial_online=iface.initial_state == InitialState.ONLINE,
-        )
+        same = {f.name: getattr(iface, f.name) for f in fields(cls) if f.name != "initial_online"}
+        return cls(**same, initial_online=iface.initial_state == InitialState.ONLINE)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ is written back atomically (comments and untouched lines kept, through
 Two things the web password cannot do (403, 409):
 
 - change an option that names a program or a file the daemon (root) runs or
-  reads (``pages.ROOT_ONLY``: ``user_script``, ``web_cert``, ``web_key``, and
-  the password hash itself): those change only in the file, as root;
+  reads, and the password hash itself (``web=False`` in the option tables,
+  :data:`~mwan.config.model.ROOT_ONLY`: ``user_script``, ``web_cert``,
+  ``web_key``, ``web_password_hash``): those change only in the file, as root;
 - remove every interface without saying so (``confirm_empty``).
 """
 
@@ -21,7 +22,7 @@ from aiohttp import web
 
 from ..config.edit import EditError, Values, add_section, delete_section, set_section
 from ..config.errors import ConfigError, Problem
-from ..config.model import Config
+from ..config.model import ROOT_ONLY, Config
 from ..config.uci import UciSection, UciSyntaxError, parse_uci
 from ..daemon.control import ControlError
 from . import pages
@@ -74,13 +75,13 @@ def _root_only_values(text: str, path: str) -> dict[str, tuple[str, ...]]:
     for sec in parse_uci(text, path):
         if sec.type == "globals":
             for opt in sec.options:
-                if opt.name in pages.ROOT_ONLY:
+                if opt.name in ROOT_ONLY:
                     out[opt.name] = out.get(opt.name, ()) + tuple(opt.values)
     return out
 
 
 def root_only_changes(old: str, new: str, path: str) -> list[str]:
-    """The options of ``pages.ROOT_ONLY`` that ``new`` sets differently from ``old``."""
+    """The root-only options that ``new`` sets differently from ``old``."""
     try:
         before, after = _root_only_values(old, path), _root_only_values(new, path)
     except UciSyntaxError:

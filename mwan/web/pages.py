@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from ..config.errors import Problem
+from ..config.model import ROOT_ONLY, SECTION_TABLES
 from ..config.uci import UciSection
 from ..config.validate import KNOWN_OPTIONS, LIST_OPTIONS
 from ..report.text import hms
@@ -23,33 +24,12 @@ NAV = (("overview", "/", "Overview"), ("rules", "/rules", "Rules"),
        ("connected", "/connected", "Connected"), ("log", "/log", "Log"),
        ("diagnostics", "/diagnostics", "Diagnostics"), ("config", "/config", "Config"))
 SECTION_TYPES = ("interface", "member", "policy", "rule")
-# options naming a program or a file that the daemon (root) runs or reads, and the password
-# hash: the web UI shows them but they change only in the file, as root (mwan3 web-password)
-ROOT_ONLY = frozenset({"user_script", "web_cert", "web_key", "web_password_hash"})
-
-
-def _defaults() -> dict[str, dict[str, str]]:
-    """Each section type's option defaults, from the model, shown as placeholders."""
-    import dataclasses
-
-    from ..config import model
-
-    out: dict[str, dict[str, str]] = {}
-    for stype, cls in (("globals", model.Globals), ("interface", model.Interface),
-                       ("member", model.Member), ("policy", model.Policy),
-                       ("rule", model.Rule)):
-        d: dict[str, str] = {}
-        for f in dataclasses.fields(cls):
-            if f.default is dataclasses.MISSING or f.default in (None, ()):
-                continue
-            v = f.default
-            d[f.name] = ("1" if v else "0") if isinstance(v, bool) else str(getattr(v, "value",
-                                                                                   v))
-        out[stype] = d
-    return out
-
-
-DEFAULTS = _defaults()
+# ROOT_ONLY (from the option tables): options naming a program or a file that the daemon
+# (root) runs or reads, and the password hash: shown, but they change only in the file
+# each section type's option defaults (as placeholders) and help, from the option tables
+DEFAULTS = {stype: {s.name: d for s in specs if (d := s.default_text()) is not None}
+            for stype, specs in SECTION_TABLES.items()}
+HELP = {stype: {s.name: s.help for s in specs} for stype, specs in SECTION_TABLES.items()}
 
 
 def E(value: Any) -> str:
@@ -296,7 +276,9 @@ def _field(sec: UciSection, opt: str, problems: Sequence[Problem],
         widget = (f'<input value="{E(value)}" disabled title="can only be changed from the '
                   f'CLI or the file, as root"><span class="meta">root only</span>')
     cls = ' class="set"' if current is not None else ""
-    return f'<label{cls}><span>{E(opt)}</span>{widget}{errs}</label>'
+    help_ = HELP.get(sec.type, {}).get(opt, "")
+    return (f'<label{cls} title="{E(help_)}"><span>{E(opt)}</span>{widget}'
+            f'<span class="meta help">{E(help_)}</span>{errs}</label>')
 
 
 def config_body(sections: Sequence[UciSection], problems: Sequence[Problem], focus: str | None,
