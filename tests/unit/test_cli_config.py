@@ -95,3 +95,25 @@ def test_console_script(example: Path) -> None:
                        check=False,
                        text=True, timeout=60)
     assert r.returncode == 1 and "Traceback" not in r.stderr
+
+
+def test_show_config_errors_are_printed_once_at_the_cli_edge(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "mwan3"
+    p.write_text(BAD)
+    assert main(["--config", str(p), "show-config"]) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 7 and len(set(lines)) == 7, captured.err
+    assert all(line.startswith(f"{p}:") for line in lines)
+    assert captured.out == "" and "Traceback" not in captured.err
+
+
+def test_show_config_text(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(example), "--network-config", "/nonexistent",
+                 "show-config"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("config globals 'globals'\n\toption mmx_mask '0x3f00'\n")
+    assert "\nconfig interface 'wan'\n\toption device 'wan'\n\toption enabled '1'\n" in out
+    assert "\tlist track_ip '1.0.0.1'\n" in out and "\toption failure_interval '" in out
+    assert "option id" not in out
