@@ -32,13 +32,14 @@ E = TypeVar("E", bound=enum.Enum)
 Ctx = Mapping[str, Any]  # the section's options read so far (table order)
 
 
-def _json(v: Any) -> Any:
+def json_value(v: Any) -> Any:
+    """A parsed value as JSON data: enums by value, addresses and ports as text."""
     if isinstance(v, enum.Enum):
         return v.value
     if isinstance(v, (str, bool, int, float)) or v is None:
         return v
     if isinstance(v, tuple):
-        return [_json(x) for x in v]
+        return [json_value(x) for x in v]
     return str(v)  # addresses, networks, port ranges
 
 
@@ -68,13 +69,13 @@ class Kind(Generic[T]):
 
     def export(self, value: T) -> Any:
         """The value as JSON data (show-config, the API)."""
-        return _json(value)
+        return json_value(value)
 
     def text(self, value: T) -> str:
         """The value as the UCI word that means it (the web form's defaults)."""
         if isinstance(value, bool):
             return "1" if value else "0"
-        return str(_json(value))
+        return str(json_value(value))
 
     def schema(self) -> dict[str, Any]:
         return {"type": self.json_type}
@@ -263,8 +264,8 @@ class Spec:
         if self.is_list:
             return {"type": "array", "items": one, "description": self.help}
         out = {**one, "description": self.help}
-        if self.default is dataclasses.MISSING or self.default is None:
-            out["type"] = [one["type"], "null"] if self.default is None else one["type"]
+        if self.default is None:  # unset: null
+            out["type"] = [one["type"], "null"]
         return out
 
 

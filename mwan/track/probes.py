@@ -55,6 +55,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
+from ..config.model import HTTPS_PORT, TRACK_METHODS, TRACK_PORTS
 from .packets import (  # noqa: F401 - re-exported for callers and tests
     ETH_P_ARP,
     IcmpMessage,
@@ -73,9 +74,6 @@ ICMP_FILTER = 1  # SOL_RAW option: bitmask of ICMP types to drop
 ICMP6_FILTER = 1  # IPPROTO_ICMPV6 option: 256-bit mask of ICMPv6 types to drop
 SIOCGIFADDR = 0x8915
 SPACING = 0.1  # seconds between the probes of one target
-DEFAULT_PORTS = {"httping": 80, "nping-tcp": 80, "nping-udp": 53}
-HTTPS_PORT = 443
-METHODS = ("ping", "arping", "httping", "nping-tcp", "nping-udp", "nping-icmp", "nping-arp")
 # errors of this router, not of the WAN: a probe that meets one proves nothing
 LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
@@ -91,7 +89,7 @@ class ProbeSpec:
     timeout: float = 4.0
     size: int = 56
     max_ttl: int = 60
-    port: int | None = None  # None: DEFAULT_PORTS (443 for httping with https)
+    port: int | None = None  # None: TRACK_PORTS (443 for httping with https)
     https: bool = False
 
 
@@ -354,7 +352,7 @@ async def _tcp_connect(spec: ProbeSpec, target: str, port: int) -> socket.socket
 
 async def _nping_tcp(spec: ProbeSpec, target: str) -> TargetResult:
     loop = asyncio.get_running_loop()
-    port = spec.port or DEFAULT_PORTS["nping-tcp"]
+    port = spec.port or TRACK_PORTS["nping-tcp"]
 
     async def one() -> float:
         t0 = loop.time()
@@ -369,7 +367,7 @@ async def _nping_tcp(spec: ProbeSpec, target: str) -> TargetResult:
 
 async def _nping_udp(spec: ProbeSpec, target: str) -> TargetResult:
     loop = asyncio.get_running_loop()
-    port = spec.port or DEFAULT_PORTS["nping-udp"]
+    port = spec.port or TRACK_PORTS["nping-udp"]
 
     async def one() -> float:
         t0 = loop.time()
@@ -387,7 +385,7 @@ async def _nping_udp(spec: ProbeSpec, target: str) -> TargetResult:
 
 async def _httping(spec: ProbeSpec, target: str) -> TargetResult:
     loop = asyncio.get_running_loop()
-    port = spec.port or (HTTPS_PORT if spec.https else DEFAULT_PORTS["httping"])
+    port = spec.port or (HTTPS_PORT if spec.https else TRACK_PORTS["httping"])
     host = f"[{target}]" if ":" in target else target
     request = f"HEAD / HTTP/1.0\r\nHost: {host}\r\nUser-Agent: mwan-httping\r\n\r\n".encode()
     ctx = None
@@ -452,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m mwan.track.probes``: probe targets at once, one line each; 0 if all ok."""
     ap = argparse.ArgumentParser(description="probe targets the way the tracker does")
     ap.add_argument("targets", nargs="+")
-    ap.add_argument("--method", default="ping", choices=METHODS)
+    ap.add_argument("--method", default="ping", choices=TRACK_METHODS)
     ap.add_argument("--device", required=True)
     ap.add_argument("--source")
     ap.add_argument("--family", choices=("ipv4", "ipv6"))

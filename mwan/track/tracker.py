@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.model import Interface
+from ..config.model import TRACK_PORTS, Interface
 from .machine import (
     Params,
     State,
@@ -42,7 +42,6 @@ from .probes import ProbeSpec, TargetResult, probe
 log = logging.getLogger("mwan.track")
 
 HISTORY_SECONDS = 3600.0
-DEFAULT_PORTS = {"nping-tcp": 80, "httping": 80, "nping-udp": 53}
 SKIP_SUMMARY_SECONDS = 60.0
 
 Prober = Callable[[ProbeSpec, str], Awaitable[TargetResult]]
@@ -69,7 +68,7 @@ class TargetStats:
 
 def probe_spec(iface: Interface, mark: int, source: str | None) -> ProbeSpec:
     method = iface.track_method
-    port = iface.track_port or DEFAULT_PORTS.get(method)
+    port = iface.track_port or TRACK_PORTS.get(method)
     if method == "httping" and iface.httping_ssl and iface.track_port is None:
         port = 443
     return ProbeSpec(method=method, family=iface.family, device=iface.device, source=source,
