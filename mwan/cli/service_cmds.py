@@ -13,6 +13,7 @@ import time
 from ..config.errors import ConfigError
 from ..config.validate import load_config
 from ..daemon.control import PID_NAME, ControlError, NotRunning, call
+from .config_cmds import report_config_error
 
 LOG_FORMAT = "%(asctime)s mwan[%(process)d] %(levelname)s: %(message)s"
 
@@ -29,8 +30,7 @@ def _validate(args: argparse.Namespace) -> bool:
     try:
         cfg = load_config(args.config, args.network_config)
     except ConfigError as exc:
-        for p in exc.problems:
-            print(str(p), file=sys.stderr)
+        report_config_error(exc)
         return False
     for w in cfg.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -49,9 +49,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     try:
         daemon = Daemon(args.config, args.network_config, args.run_dir)
     except ConfigError as exc:
-        for p in exc.problems:
-            print(str(p), file=sys.stderr)
-        return 1
+        return report_config_error(exc)
     ready_fd = getattr(args, "ready_fd", None)
 
     def ready() -> None:

@@ -13,6 +13,7 @@ from ..config.uci import UciSyntaxError, parse_uci
 from ..config.validate import parse_config
 from ..daemon.control import ControlError, NotRunning, call
 from ..web.auth import hash_password
+from .config_cmds import report_config_error
 
 MIN_LENGTH = 8
 
@@ -57,7 +58,8 @@ def cmd_web_password(args: argparse.Namespace) -> int:
     try:
         parse_config(text, args.config)
     except ConfigError as exc:
-        print(f"{exc}\nnothing changed", file=sys.stderr)
+        report_config_error(exc)
+        print("nothing changed", file=sys.stderr)
         return 1
     write_atomic(args.config, text)  # 0600: the file now holds a password hash
     print(f"web UI password set in {args.config} (readable by its owner only)")
