@@ -15,7 +15,8 @@ only a new connection's first packet in the original direction reaches
 ``save_N`` chains.  ``classify``: inbound on a WAN → that WAN (unless from a
 connected source); to a connected/custom/dynamic network → default (main
 table); from a WAN's own address → that WAN; then the user rules, first
-match wins.  ``policy_P_vF`` chains pick among the online members of the
+match wins (those three chains render :mod:`mwan.plan.classify`'s steps,
+which ``explain`` evaluates).  ``policy_P_vF`` chains pick among the online members of the
 lowest metric by ``numgen random`` over the weights (exact ratios).
 """
 
