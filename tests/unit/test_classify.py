@@ -11,6 +11,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,8 @@ from mwan.config.model import Config
 from mwan.config.validate import parse_config
 from mwan.plan import classify as C
 from mwan.plan import nftexpr as X
-from mwan.plan.state import IfaceRuntime
+from mwan.plan.state import AddrInfo, IfaceRuntime, KernelFacts, RouteInfo
+from mwan.report.explain import explain
 
 WANS = """
 config interface 'wan'
@@ -230,3 +232,37 @@ def test_rendered_nft_decides_as_the_walk(rules: str, p: C.Packet, wanb_up: bool
         d = C.walk(steps, start, p, SETS).decision
         want = None if d is None else X.render_verdict(d)["goto"]["target"]
         assert run_nft(rendered, start, p, SETS) == want, (start, rules, p)
+
+
+# ------------------------------------------------- explain reads the same steps
+
+def test_explain_sees_src_iface_dynamic_sets_and_inbound() -> None:
+    cfg = cfg_of(RULES)
+    facts = KernelFacts(
+        routes=(RouteInfo("ipv4", "192.168.1.0/24", dev="br-lan", scope=253),
+                RouteInfo("ipv4", "10.0.1.0/24", dev="eth1", scope=253),
+                RouteInfo("ipv4", "default", dev="eth1", gateway="10.0.1.1")),
+        addresses=(AddrInfo("ipv4", "10.0.1.2", 24, "eth1"),
+                   AddrInfo("ipv4", "192.168.1.1", 24, "br-lan")))
+    conn = {"ipv4": ["192.168.1.0/24", "10.0.1.0/24"], "ipv6": []}
+
+    def ask(src: str, dst: str, dport: int = 443, **kw: Any) -> dict[str, Any]:
+        return explain(cfg, UP, conn, src, dst, "tcp", None, dport, facts=facts, **kw)
+
+    # src_iface lan: the device of main's route back to the source is br-lan
+    res = ask("192.168.1.10", "198.51.100.1")
+    assert (res["rule"], res["wan"]) == ("lan_only", "balanced"), res
+    res = ask("192.168.1.10", "198.51.100.1", iif="br-guest")
+    assert res["rule"] == "rest" and \
+        "rule lan_only: no (arrives on br-guest, not br-lan (src_iface lan))" in res["steps"]
+    res = explain(cfg, UP, conn, "192.168.1.10", "198.51.100.1", "tcp", None, 443)
+    assert res["rule"] == "rest" and any("is not known" in s for s in res["steps"]), res
+    # the dynamic set: main; arriving on a WAN: that WAN (main for a connected source)
+    res = ask("192.168.1.10", "203.0.113.5", dynamic={"ipv4": ["203.0.113.0/24"]})
+    assert (res["wan"], res["verdict"]) == ("default", "main table (dynamic set)")
+    assert ask("198.51.100.9", "192.168.1.10", iif="eth2")["wan"] == "wanb"
+    assert ask("10.0.1.1", "192.168.1.10")["verdict"] == "main table (connected network)"
+    # the router's own address is no arriving device: its WAN, as before
+    assert ask("10.0.1.2", "198.51.100.1")["wan"] == "wan"
+    with pytest.raises(ValueError, match="iif"):
+        ask("192.168.1.10", "198.51.100.1", iif="eth*")
