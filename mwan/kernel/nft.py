@@ -102,11 +102,7 @@ def _missing(err: str) -> bool:
 
 @dataclass(frozen=True)
 class ApplyStats:
-    commands: int
-
-    @property
-    def changed(self) -> bool:
-        return self.commands > 0
+    commands: int  # in the batch sent (0: nothing to change)
 
 
 class NftApplier:
