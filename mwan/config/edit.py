@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 
-from .uci import UciSection, _split_words, parse_uci, split_lines
+from .uci import UciSection, parse_uci, split_lines, split_words
 
 Values = str | Sequence[str] | None  # a str: ``option``; a sequence: ``list``; None: remove
 
@@ -43,7 +43,7 @@ def _section_span(text: str, path: str, name: str) -> tuple[UciSection, int, int
             end = sections[i + 1].line - 1 if i + 1 < len(sections) else len(lines)
             last = sec.line
             for j in range(sec.line, end):
-                words = _split_words(lines[j], path, j + 1)
+                words = split_words(lines[j], path, j + 1)
                 if words and words[0] in ("option", "list"):
                     last = j + 1
             return sec, sec.line - 1, last
@@ -79,7 +79,7 @@ def set_option(text: str, section: str, name: str, values: Values,
     keep: list[str] = []
     insert_at: int | None = None
     for j in range(start + 1, last):
-        words = _split_words(lines[j], path, j + 1)
+        words = split_words(lines[j], path, j + 1)
         if len(words) >= 2 and words[0] in ("option", "list") and words[1] == name:
             if insert_at is None:
                 insert_at = len(keep)

@@ -120,7 +120,7 @@ def _odd_char(path: str, lineno: int, c: str, column: int) -> UciSyntaxError:
                           f"{fix}")
 
 
-def _split_words(text: str, path: str, lineno: int, odd: bool | None = None) -> list[str]:
+def split_words(text: str, path: str, lineno: int, odd: bool | None = None) -> list[str]:
     """Split one line into words following UCI's quoting rules.
 
     ``odd`` says whether the line may hold a character of ``_ODD`` (found
@@ -232,7 +232,7 @@ def parse_uci(text: str, path: str = "<config>") -> tuple[UciSection, ...]:
     builders: list[_SectionBuilder] = []
     current: _SectionBuilder | None = None
     for lineno, raw in enumerate(split_lines(text), start=1):
-        words = _split_words(raw, path, lineno, odd_text and _ODD.search(raw) is not None)
+        words = split_words(raw, path, lineno, odd_text and _ODD.search(raw) is not None)
         if not words:
             continue
         keyword, args = words[0], words[1:]

@@ -81,6 +81,16 @@ def bool_arg(args: Mapping[str, Any], name: str, default: bool) -> bool:
     return value
 
 
+def int_arg(args: Mapping[str, Any], name: str, default: int) -> int:
+    """Argument ``name`` as an integer (missing or null: ``default``), or ControlError."""
+    value = args.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ControlError(f"argument {name!r} must be an integer, not {_json_type(value)}")
+    return value
+
+
 def _json_type(value: Any) -> str:
     """The JSON name of a decoded value's type, for error messages."""
     for kind, name in ((bool, "a boolean"), (str, "a string"), (int, "a number"),

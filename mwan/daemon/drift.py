@@ -133,6 +133,10 @@ class RepairGovernor:
         self.hold_until = now + self.backoff
         return self.backoff
 
+    def recent(self) -> int:
+        """Repairs within the last window (as of the last one)."""
+        return len(self._times)
+
     @property
     def fighting(self) -> bool:
         return self.backoff > 0

@@ -53,7 +53,7 @@ class Repairs:
             self._warned_hold = self.governor.hold_until
             log.error("mwan's kernel objects keep being changed by someone else (%d repairs in "
                       "%.0f s; last: %s); repairs back off for %.0f s. Is another firewall or "
-                      "routing manager fighting mwan?", len(self.governor._times),
+                      "routing manager fighting mwan?", self.governor.recent(),
                       self.governor.window, self.pending[-1][1].what, delay)
         return delay
 

@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config.model import Interface
-from ..kernel.apply import ApplyResult
 from ..kernel.nft import chain_rules_with_counters, set_networks
 from ..plan.names import SUFFIX, user_set
 from ..plan.state import IfaceRuntime
@@ -16,6 +15,7 @@ from ..report.explain import explain
 from ..track.dampen import DampenParams
 from ..track.machine import Status
 from .control import ControlError, bool_arg, str_arg
+from .door import DaemonEvent
 
 if TYPE_CHECKING:
     from .core import Daemon
@@ -36,6 +36,9 @@ def iface_state(daemon: Daemon, iface: Interface, rt: IfaceRuntime) -> dict[str,
         "events": [list(e) for e in s.events],
         "held_until": s.dampening.held_until,
         "flaps": s.dampening.flaps(DampenParams.of(iface), time.time()),
+        "mark": daemon.mark_of(iface),
+        "transitions": {a: n for (i, a), n in sorted(daemon.ifaces.transitions.items())
+                        if i == iface.name},
     }
     if tracker is not None:
         out.update(tracker.snapshot())
@@ -53,22 +56,24 @@ def iface_state(daemon: Daemon, iface: Interface, rt: IfaceRuntime) -> dict[str,
 def handlers(daemon: Daemon) -> dict[str, Handler]:
     applies = [0]  # applies done since start (they coalesce: far fewer than events)
 
-    def count_apply(result: ApplyResult) -> None:
-        applies[0] += 1
+    def count_apply(ev: DaemonEvent) -> None:
+        if ev.kind == "apply":
+            applies[0] += 1
 
-    daemon.apply_listeners.append(count_apply)
+    daemon.subscribe(count_apply)
 
     async def state(args: dict[str, Any]) -> Any:
         rt = daemon.runtime()
-        last = daemon.last_apply
+        last = daemon.loop.last
         return {
             "uptime_s": time.time() - daemon.started,
             "interfaces": {i.name: iface_state(daemon, i, rt[i.name])
                            for i in daemon.cfg.enabled_interfaces},
             "last_apply_ms": last.seconds * 1000 if last else None,
             "applies": applies[0],
-            "apply_error": daemon.apply_failing.snapshot(),
-            "repairs": daemon.repairs.snapshot(time.time()),
+            "apply_error": daemon.loop.health.snapshot(),
+            "apply_failures": daemon.loop.health.total_failures,
+            "repairs": daemon.loop.repairs.snapshot(time.time()),
         }
 
     async def report(args: dict[str, Any]) -> Any:
@@ -78,13 +83,13 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
                "connected": data.connected(daemon.cfg, daemon.facts)}
         if bool_arg(args, "rules", True):
             nft_rules = await daemon.kernel(
-                lambda: chain_rules_with_counters(daemon._k_applier().nft, "rules"))
+                lambda: chain_rules_with_counters(daemon.applier().nft, "rules"))
             out["rules"] = data.rule_counters(daemon.cfg, nft_rules)
         return out
 
     def k_sets() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         """The rules' ipset contents by ipset name, and dynamic_v4/v6's per family."""
-        nft = daemon._k_applier().nft
+        nft = daemon.applier().nft
         out: dict[str, list[str]] = {}
         for name in sorted({r.ipset for r in daemon.cfg.rules if r.ipset is not None}):
             out[name] = [n for fam in ("ipv4", "ipv6")

@@ -138,6 +138,10 @@ class Batcher:
     table: str
     _pending: list[ObjEvent] = field(default_factory=list)
 
+    def drop(self) -> None:
+        """Forget a batch whose end was lost (the receive buffer overflowed)."""
+        self._pending = []
+
     def feed(self, ev: ObjEvent | GenEvent) -> Batch | None:
         if isinstance(ev, ObjEvent):
             if ev.family == self.family and ev.table == self.table:
@@ -183,7 +187,7 @@ class NftMonitor:
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:
                     lost = True
-                    self.batcher._pending.clear()
+                    self.batcher.drop()
                     continue
                 raise
             if not buf:

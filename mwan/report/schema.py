@@ -45,6 +45,9 @@ INTERFACE = _obj({
     "probes_sent": {"type": "integer"}, "probes_lost": {"type": "integer"},
     # flap dampening: the end of the hold-down (null: not held), flaps within flap_window
     "held_until": NUM_OR_NULL, "flaps": {"type": "integer"},
+    # the interface's mark (within mmx_mask), and its events counted by action since start
+    "mark": {"type": "integer"},
+    "transitions": {"type": "object", "additionalProperties": {"type": "integer"}},
     # [time, "event: reason"]
     "events": {"type": "array", "items": {"type": "array", "items": {
         "type": ["number", "string"]}, "minItems": 2, "maxItems": 2}},
@@ -94,7 +97,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "status": _obj({"interfaces": INTERFACES, "policies": PER_FAMILY_POLICIES,
                     "connected": CONNECTED, "rules": RULES, "uptime_s": NUM,
                     "last_apply_ms": NUM_OR_NULL, "applies": {"type": "integer"},
-                    "apply_error": APPLY_ERROR, "repairs": REPAIRS}),
+                    "apply_error": APPLY_ERROR, "apply_failures": {"type": "integer"},
+                    "repairs": REPAIRS}),
     "explain": _obj({
         "connection": STR, "family": {"enum": list(FAMILIES)}, "steps": STRS,
         "rule": STR_OR_NULL, "policy": STR_OR_NULL,

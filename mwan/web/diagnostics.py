@@ -10,7 +10,7 @@ from ..report.explain import check_args
 from ..track.probes import ProbeSpec, probe
 
 if TYPE_CHECKING:
-    from ..daemon.core import Daemon
+    from ..daemon.door import Door
 
 
 def explain_args(q: Mapping[str, str]) -> dict[str, Any]:
@@ -28,14 +28,18 @@ def explain_args(q: Mapping[str, str]) -> dict[str, Any]:
     return args
 
 
-async def ping_through(daemon: Daemon, name: str, target: str, count: int) -> dict[str, Any]:
+async def ping_through(door: Door, name: str, target: str, count: int) -> dict[str, Any]:
     """``count`` pings (1-10) to ``target`` bound to the interface's device, with its mark."""
-    iface = daemon.cfg.interface(name)
+    iface = door.config.interface(name)
     ipaddress.ip_address(target)
     count = max(1, min(count, 10))
+    state = (await door.call("state"))["interfaces"].get(name)
+    if state is None:
+        raise ValueError(f"interface {name} is not enabled")
+    addresses = state["addresses"]
     spec = ProbeSpec(method="ping", family=iface.family, device=iface.device,
-                     source=daemon.source_of(iface), mark=daemon.mark_of(iface), count=count,
-                     timeout=1.0)
+                     source=addresses[0] if addresses else None, mark=int(state["mark"]),
+                     count=count, timeout=1.0)
     res = await probe(spec, target)
     return {"interface": name, "device": iface.device, "target": target, "sent": res.sent,
             "received": res.received, "ok": res.ok, "loss_pct": res.loss_pct,

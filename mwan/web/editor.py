@@ -122,7 +122,7 @@ class ConfigEditor:
         r.add_post("/config/raw", self.config_raw)
 
     def read_text(self) -> str:
-        with open(self.server.daemon.config_path, encoding="utf-8") as fh:
+        with open(self.server.door.config_path, encoding="utf-8") as fh:
             return fh.read()
 
     async def config_page(self, request: web.Request) -> web.StreamResponse:
@@ -132,7 +132,7 @@ class ConfigEditor:
                      focus: str | None, message: str, status: int = 200,
                      form: dict[str, str] | None = None) -> web.StreamResponse:
         try:
-            sections = parse_uci(text, self.server.daemon.config_path)
+            sections = parse_uci(text, self.server.door.config_path)
         except ValueError:
             sections = ()
         body = pages.config_body(sections, problems, focus, message, form or {},
@@ -142,7 +142,7 @@ class ConfigEditor:
     async def try_apply(self, text: str, confirm_empty: bool = False
                         ) -> tuple[int, list[Problem]]:
         """Check what the web may change, then apply: (HTTP status, problems)."""
-        path = self.server.daemon.config_path
+        path = self.server.door.config_path
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -159,7 +159,7 @@ class ConfigEditor:
                                  "traffic would use the main table): confirm it "
                                  "(confirm_empty) to apply")]
         try:
-            await self.server.daemon.apply_config_text(text)
+            await self.server.door.set_config(text)
         except ConfigError as exc:
             return 422, list(exc.problems)
         except ControlError as exc:
@@ -171,16 +171,16 @@ class ConfigEditor:
         name = form.get("section", "")
         text = self.read_text()
         try:
-            sec = next(s for s in parse_uci(text, self.server.daemon.config_path) if s.name == name)
+            sec = next(s for s in parse_uci(text, self.server.door.config_path) if s.name == name)
         except StopIteration:
             raise web.HTTPBadRequest(text=f"no section {name!r}") from None
         options = changed_options(sec, form)
         try:
-            candidate = set_section(text, name, options, self.server.daemon.config_path)
+            candidate = set_section(text, name, options, self.server.door.config_path)
         except (EditError, ValueError) as exc:
-            problem = Problem(self.server.daemon.config_path, 0, name, None, str(exc))
+            problem = Problem(self.server.door.config_path, 0, name, None, str(exc))
             return self._config_view(request, text, [problem], name, "", 400)
-        before = listen_of(self.server.daemon.cfg)
+        before = listen_of(self.server.door.config)
         status, problems = await self.try_apply(candidate)
         if problems:
             return self._config_view(request, candidate, problems, name,
@@ -188,16 +188,16 @@ class ConfigEditor:
                                      status, form)
         return self._config_view(request, self.read_text(), [], name,
                                  f"Applied: section '{name}' saved and in effect."
-                                 + move_note(before, self.server.daemon.cfg))
+                                 + move_note(before, self.server.door.config))
 
     async def config_add(self, request: web.Request) -> web.StreamResponse:
         form = {k: str(v) for k, v in (await request.post()).items()}
         text = self.read_text()
         try:
             candidate = add_section(text, form.get("type", ""), form.get("name", "").strip(), {},
-                                    self.server.daemon.config_path)
+                                    self.server.door.config_path)
         except (EditError, ValueError) as exc:
-            problem = Problem(self.server.daemon.config_path, 0, None, None, str(exc))
+            problem = Problem(self.server.door.config_path, 0, None, None, str(exc))
             return self._config_view(request, text, [problem], None, "", 400)
         status, problems = await self.try_apply(candidate)
         if problems:
@@ -212,7 +212,7 @@ class ConfigEditor:
         text = self.read_text()
         try:
             candidate = delete_section(text, form.get("section", ""),
-                                       self.server.daemon.config_path)
+                                       self.server.door.config_path)
         except (EditError, ValueError) as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         status, problems = await self.try_apply(candidate)
@@ -232,10 +232,10 @@ class ConfigEditor:
             if not isinstance(form.get("text"), str):
                 raise web.HTTPBadRequest(text="the form has no 'text' field: nothing changed")
             text = str(form["text"]).replace("\r\n", "\n")
-            before = listen_of(self.server.daemon.cfg)
+            before = listen_of(self.server.door.config)
             status, problems = await self.try_apply(text, form.get("confirm_empty") == "1")
             message = "Not applied: the config has errors (nothing changed)." if problems \
                 else "Applied: the config is saved and in effect." + move_note(
-                    before, self.server.daemon.cfg)
+                    before, self.server.door.config)
         body = pages.raw_body(text, problems, message, session.csrf, confirm=status == 409)
         return pages.html(pages.layout("config", body, session), status=status)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from ..config.model import Config
 
 if TYPE_CHECKING:
-    from ..daemon.core import Daemon
+    from ..daemon.door import Door
     from .server import WebServer
 
 log = logging.getLogger("mwan.web")
@@ -44,24 +44,24 @@ def listen_of(cfg: Config) -> Listen | None:
 
 
 class WebLifecycle:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, door: Door) -> None:
+        self.door = door
         self.server: WebServer | None = None
         self.listening: Listen | None = None  # what the server's sockets are bound to
         self.failed: tuple[tuple[str, ...], str] | None = None  # (addresses then, why)
-        self._hash: str | None = daemon.cfg.globals.web_password_hash
+        self._hash: str | None = door.config.globals.web_password_hash
         self._lock = asyncio.Lock()
         self._pending: asyncio.Task[None] | None = None
 
-    async def sync(self, old: Config | None = None) -> None:
-        """Bring the UI to the daemon's config (``old``: unused, kept for the caller)."""
-        g = self.daemon.cfg.globals
+    async def sync(self) -> None:
+        """Bring the UI to the daemon's config."""
+        g = self.door.config.globals
         if g.web_password_hash != self._hash:
             self._hash = g.web_password_hash
             if self.server is not None:
                 self.server.sessions.clear()  # a new password logs everyone out
                 self.server.guard.forget()
-        if listen_of(self.daemon.cfg) == self.listening and self.failed is None:
+        if listen_of(self.door.config) == self.listening and self.failed is None:
             return
         from .server import CURRENT_REQUEST
 
@@ -81,14 +81,14 @@ class WebLifecycle:
 
     async def retry(self) -> None:
         """The UI could not listen (its address was not there yet): retry on a change."""
-        if self.failed is None or listen_of(self.daemon.cfg) is None:
+        if self.failed is None or listen_of(self.door.config) is None:
             return
-        if tuple(a.address for a in self.daemon.facts.addresses) != self.failed[0]:
+        if self.door.router_addresses() != self.failed[0]:
             await self._reconcile()
 
     async def _reconcile(self) -> None:
         async with self._lock:
-            want = listen_of(self.daemon.cfg)
+            want = listen_of(self.door.config)
             if want == self.listening and self.failed is None:
                 return
             if self.server is not None and self.listening is not None:
@@ -103,13 +103,13 @@ class WebLifecycle:
             if self.server is None:
                 from .server import WebServer
 
-                self.server = WebServer(self.daemon)
+                self.server = WebServer(self.door)
             try:
                 await self.server.start()
                 self.listening, self.failed = want, None
             except (OSError, ValueError, RuntimeError) as exc:  # a port in use, a bad cert:
                 # the web UI must never take routing down; the next address change retries
-                self.failed = (tuple(a.address for a in self.daemon.facts.addresses), str(exc))
+                self.failed = (self.door.router_addresses(), str(exc))
                 log.error("web UI not started: %s (will retry when the router's addresses "
                           "change)", exc)
 

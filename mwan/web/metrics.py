@@ -8,7 +8,7 @@ Apply durations as a histogram.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
@@ -18,8 +18,7 @@ from prometheus_client.registry import Collector
 from ..daemon.drift import KINDS
 
 if TYPE_CHECKING:
-    from ..daemon.core import Daemon
-    from ..kernel.apply import ApplyResult
+    from ..daemon.door import DaemonEvent, Door
 
 STATUSES = ("online", "offline", "connecting", "disconnecting", "disabled", "unknown")
 
@@ -59,8 +58,9 @@ class _DaemonCollector(Collector):
         trans = CounterMetricFamily("mwan_interface_transitions",
                                     "interface events (ifup, ifdown, connected, ...)",
                                     labels=["interface", "event"])
-        for (iface, action), n in sorted(self.m.daemon.transitions.items()):
-            trans.add_metric([iface, action], float(n))
+        for name, st in rep["interfaces"].items():
+            for action, n in sorted((st.get("transitions") or {}).items()):
+                trans.add_metric([name, action], float(n))
         yield trans
         pk = CounterMetricFamily("mwan_rule_packets", "packets matched by a user rule",
                                  labels=["rule", "family", "policy"])
@@ -82,7 +82,7 @@ class _DaemonCollector(Collector):
         failing.add_metric([], 1.0 if rep.get("apply_error") else 0.0)
         yield failing
         fails = CounterMetricFamily("mwan_apply_failures", "failed applies since start")
-        fails.add_metric([], float(self.m.daemon.apply_failing.total_failures))
+        fails.add_metric([], float(rep.get("apply_failures") or 0))
         yield fails
         up = GaugeMetricFamily("mwan_uptime_seconds", "seconds since the daemon started")
         up.add_metric([], float(rep.get("uptime_s") or 0))
@@ -90,8 +90,9 @@ class _DaemonCollector(Collector):
 
 
 class Metrics:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, door: Door) -> None:
+        self.door = door
+        self._unsubscribe: Callable[[], None] | None = None
         self.registry = CollectorRegistry()
         self.apply_seconds = Histogram(
             "mwan_apply_duration_seconds", "time to bring the kernel to a new desired state",
@@ -100,19 +101,21 @@ class Metrics:
         self.registry.register(_DaemonCollector(self))
         self.snapshot: dict[str, Any] | None = None
 
-    def _on_apply(self, result: ApplyResult) -> None:
-        self.apply_seconds.observe(result.seconds)
+    def _on_event(self, ev: DaemonEvent) -> None:
+        if ev.kind == "apply" and ev.seconds is not None:
+            self.apply_seconds.observe(ev.seconds)
 
     def attach(self) -> None:
-        if self._on_apply not in self.daemon.apply_listeners:
-            self.daemon.apply_listeners.append(self._on_apply)
+        if self._unsubscribe is None:
+            self._unsubscribe = self.door.subscribe(self._on_event)
 
     def detach(self) -> None:
-        if self._on_apply in self.daemon.apply_listeners:
-            self.daemon.apply_listeners.remove(self._on_apply)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
 
     async def render(self) -> tuple[bytes, str]:
-        self.snapshot = await self.daemon.control.handlers["report"]({})
+        self.snapshot = await self.door.call("report")
         try:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         finally:

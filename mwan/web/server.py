@@ -32,7 +32,7 @@ from . import auth, conn, diagnostics, guard, metrics, openapi, pages
 from .editor import ConfigEditor
 
 if TYPE_CHECKING:
-    from ..daemon.core import Daemon
+    from ..daemon.door import Door
 
 log = logging.getLogger("mwan.web")
 
@@ -56,10 +56,10 @@ CURRENT_REQUEST: contextvars.ContextVar[asyncio.Future[None] | None] = contextva
 
 
 class WebServer:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, door: Door) -> None:
+        self.door = door  # all this server sees of the daemon
         self.sessions = auth.Sessions()
-        self.metrics = metrics.Metrics(daemon)
+        self.metrics = metrics.Metrics(door)
         self._runner: web.AppRunner | None = None
         self._servers: list[asyncio.Server] = []
         self.guard = guard.PasswordGuard()
@@ -70,10 +70,10 @@ class WebServer:
     # ------------------------------------------------------------ lifecycle
     @property
     def tls(self) -> bool:
-        return self.daemon.cfg.globals.web_cert is not None
+        return self.door.config.globals.web_cert is not None
 
     async def start(self) -> None:
-        g = self.daemon.cfg.globals
+        g = self.door.config.globals
         ctx = None
         if g.web_cert and g.web_key:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -218,7 +218,7 @@ class WebServer:
         except (ValueError, UnicodeDecodeError):
             return guard.Verdict(False)
         return await self.guard.check_basic(request.remote, header, pw,
-                                            self.daemon.cfg.globals.web_password_hash)
+                                            self.door.config.globals.web_password_hash)
 
     def _cookie(self, resp: web.StreamResponse, token: str) -> None:
         resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
@@ -231,7 +231,7 @@ class WebServer:
     async def login(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
         verdict = await self.guard.check(request.remote, str(form.get("password", "")),
-                                         self.daemon.cfg.globals.web_password_hash)
+                                         self.door.config.globals.web_password_hash)
         if not verdict.ok:
             if verdict.status == 401:
                 return pages.html(pages.login_page("Wrong password."), status=401)
@@ -254,13 +254,13 @@ class WebServer:
     # ------------------------------------------------------------ data
     async def report(self, rules: bool = True) -> dict[str, Any]:
         """The ``status`` report; without the nft rule counters when a page does not show them."""
-        rep: dict[str, Any] = await self.daemon.control.handlers["report"]({"rules": rules})
+        rep: dict[str, Any] = await self.door.call("report", {"rules": rules})
         return rep
 
-    def events(self, limit: int = 200) -> list[dict[str, Any]]:
-        recent = list(self.daemon.event_log)[-limit:] if limit > 0 else []
-        return [{"time": t, "interface": i, "action": a, "reason": r}
-                for t, i, a, r in reversed(recent)]
+    async def events(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The newest interface events and repairs, newest first."""
+        events: list[dict[str, Any]] = await self.door.call("events", {"limit": limit})
+        return events
 
     # ------------------------------------------------------------ pages
     def _page(self, name: str) -> Handler:
@@ -276,10 +276,10 @@ class WebServer:
 
     async def _render(self, name: str, session: auth.Session) -> str:
         if name == "log":
-            return pages.log_body(self.events())
+            return pages.log_body(await self.events())
         rep = await self.report(rules=name == "rules")
         if name == "overview":
-            return pages.overview_body(rep, self.events(20), time.time(), session.csrf)
+            return pages.overview_body(rep, await self.events(20), time.time(), session.csrf)
         if name == "rules":
             return pages.rules_body(rep)
         return pages.connected_body(rep)
@@ -290,9 +290,8 @@ class WebServer:
 
     async def _iface_action(self, request: web.Request) -> Any:
         name, action = request.match_info["name"], request.match_info["action"]
-        handler = self.daemon.control.handlers[action]
         try:
-            return await handler({"interface": name})
+            return await self.door.call(action, {"interface": name})
         except ControlError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
 
@@ -312,17 +311,16 @@ class WebServer:
                     explain_res = await self.explain(form)
             except (ValueError, KeyError, ControlError) as exc:
                 error = str(exc)
-        ifaces = [i.name for i in self.daemon.cfg.enabled_interfaces]
+        ifaces = [i.name for i in self.door.config.enabled_interfaces]
         body = pages.diagnostics_body(ifaces, form, explain_res, ping_res, error, session.csrf)
         return pages.html(pages.layout("diagnostics", body, session))
 
     async def explain(self, q: dict[str, str]) -> dict[str, Any]:
-        res: dict[str, Any] = await self.daemon.control.handlers["explain"](
-            diagnostics.explain_args(q))
+        res: dict[str, Any] = await self.door.call("explain", diagnostics.explain_args(q))
         return res
 
     async def ping(self, name: str, target: str, count: int) -> dict[str, Any]:
-        return await diagnostics.ping_through(self.daemon, name, target, count)
+        return await diagnostics.ping_through(self.door, name, target, count)
 
     # ------------------------------------------------------------ API
     async def api_openapi(self, request: web.Request) -> web.StreamResponse:
@@ -340,7 +338,7 @@ class WebServer:
             limit = max(0, min(int(request.query.get("limit", 200)), 1000))
         except ValueError:
             return web.json_response({"error": "limit must be a whole number"}, status=400)
-        return web.json_response({"events": self.events(limit)})
+        return web.json_response({"events": await self.events(limit)})
 
     async def api_explain(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -349,9 +347,9 @@ class WebServer:
             return web.json_response({"error": str(exc)}, status=400)
 
     async def api_config(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"path": self.daemon.config_path,
+        return web.json_response({"path": self.door.config_path,
                                   "text": self.editor.read_text(),
-                                  "config": config_to_dict(self.daemon.cfg)}, dumps=_dumps)
+                                  "config": config_to_dict(self.door.config)}, dumps=_dumps)
 
     async def api_config_put(self, request: web.Request) -> web.StreamResponse:
         try:

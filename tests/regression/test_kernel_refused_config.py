@@ -74,10 +74,11 @@ from mwan.config.model import Rule
 from mwan.config.validate import load_config
 from mwan.daemon.core import Daemon, StartFailed
 path, net, run = sys.argv[1:4]
-d = Daemon(path, net, run)
-d.cfg = dataclasses.replace(d.cfg, rules=(
+cfg = load_config(path, net)
+cfg = dataclasses.replace(cfg, rules=(
     Rule(name="a_v4", use_policy="balanced", sticky=True, proto="tcp", line=90),
-    Rule(name="x", use_policy="balanced", ipset="sticky_v4_a", line=95)) + d.cfg.rules)
+    Rule(name="x", use_policy="balanced", ipset="sticky_v4_a", line=95)) + cfg.rules)
+d = Daemon(path, net, run, cfg=cfg)  # a config handed in, past validation
 async def main():
     if sys.argv[4] == "start":
         try:
@@ -85,9 +86,8 @@ async def main():
         except StartFailed as exc:
             print("START FAILED", exc)
         return
-    d._sync_status()
     try:
-        await d._check_config(d.cfg)
+        await d.check_config(d.config)
     except Exception as exc:
         print("REFUSED", exc)
     else:

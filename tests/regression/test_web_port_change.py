@@ -62,7 +62,7 @@ def test_the_request_is_answered_then_the_listener_moves(tmp_path: Path) -> None
             return r.status, time.monotonic() - t
 
     async def main() -> None:
-        await daemon.web.sync(None)
+        await daemon.web.sync()
         jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1
         async with aiohttp.ClientSession(cookie_jar=jar) as http:
             async with http.post(f"{a}/login", data={"password": PASSWORD},
@@ -78,11 +78,10 @@ def test_the_request_is_answered_then_the_listener_moves(tmp_path: Path) -> None
             assert await _status(http, f"{a}/login") == 0  # the old port is closed
 
             # a new password (mwan3 web-password, then a reload) ends every session
-            old = daemon.cfg
             text = config_text(two, pw_hash=hash_password("another password"))
             (tmp_path / "mwan3").write_text(text)
             daemon.cfg = parse_config(text, daemon.config_path)
-            await daemon.web.sync(old)
+            await daemon.web.sync()
             assert await _status(http, f"{b}/api/status") == 401
 
             async with http.post(f"{b}/login", data={"password": "another password"},

@@ -1,20 +1,19 @@
 """A stand-in for the daemon behind the web UI (no kernel), for the web regression tests.
 
-It has what mwan.web uses: the config (validated by the real model), the
-config file, the control handlers (a canned report, the real explain), the
-event log and :meth:`apply_config_text` (validate, write, sync the web UI
-through the real :class:`WebLifecycle`).
+It implements the narrow door (mwan.daemon.door.Door), which is all that
+mwan.web sees of the daemon: the config (validated by the real model), the
+config file, the commands (a canned report, the real explain, the events)
+and :meth:`set_config` (validate, write, sync the web UI through the real
+:class:`WebLifecycle`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -22,6 +21,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from mwan.config.edit import write_atomic
 from mwan.config.model import Config
 from mwan.config.validate import parse_config
+from mwan.daemon.control import ControlError
+from mwan.daemon.door import Listener
 from mwan.report.explain import explain
 from mwan.web.auth import hash_password
 from mwan.web.server import COOKIE, WebServer
@@ -41,34 +42,56 @@ def config_text(port: int = 8086, extra: str = "", pw_hash: str = HASH) -> str:
 
 
 class FakeDaemon:
+    """A :class:`mwan.daemon.door.Door` with no kernel behind it."""
+
     def __init__(self, path: Path, text: str) -> None:
         path.write_text(text)
-        self.config_path = str(path)
-        self.cfg: Config = parse_config(text, self.config_path)
-        self.event_log: deque[tuple[float, str, str, str]] = deque(maxlen=1000)
-        self.transitions: Counter[tuple[str, str]] = Counter()
-        self.apply_listeners: list[Callable[..., None]] = []
-        self.facts = SimpleNamespace(addresses=())
-        self.apply_failing = SimpleNamespace(total_failures=0)  # read by /metrics
+        self._path = str(path)
+        self.cfg: Config = parse_config(text, self._path)
+        self.events: list[dict[str, Any]] = []
+        self.listeners: list[Listener] = []
         self.web: Any = None  # a WebLifecycle, for the tests that move the listener
-        handlers: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, Any]]] = {
-            "report": self._report, "explain": self._explain}
-        self.control = SimpleNamespace(handlers=handlers)
+        self.handlers: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, Any]]] = {
+            "report": self._report, "state": self._report, "explain": self._explain,
+            "events": self._events}
+
+    @property
+    def config(self) -> Config:
+        return self.cfg
+
+    @property
+    def config_path(self) -> str:
+        return self._path
+
+    def router_addresses(self) -> tuple[str, ...]:
+        return ()
+
+    async def call(self, cmd: str, args: dict[str, Any] | None = None) -> Any:
+        if cmd not in self.handlers:
+            raise ControlError(f"unknown command {cmd!r}")
+        return await self.handlers[cmd](args or {})
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener)
 
     async def _report(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"interfaces": {"wan": {"online": True, "status": "online", "targets": []}},
                 "policies": {}, "connected": {}, "rules": [], "uptime_s": 1.0}
 
+    async def _events(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.events[:int(args.get("limit", 200))]
+
     async def _explain(self, args: dict[str, Any]) -> dict[str, Any]:
         return explain(self.cfg, {}, {}, str(args["src"]), str(args["dst"]),
                        str(args.get("proto") or "tcp"), args.get("sport"), args.get("dport"))
 
-    async def apply_config_text(self, text: str) -> None:
-        cfg = parse_config(text, self.config_path)
-        old, self.cfg = self.cfg, cfg
-        write_atomic(self.config_path, text)
+    async def set_config(self, text: str) -> None:
+        cfg = parse_config(text, self._path)
+        self.cfg = cfg
+        write_atomic(self._path, text)
         if self.web is not None:
-            await self.web.sync(old)
+            await self.web.sync()
 
 
 @asynccontextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +12,8 @@ import pytest
 from mwan.config.errors import ConfigError
 from mwan.config.model import Interface
 from mwan.config.validate import parse_config
+from mwan.daemon.interfaces import Interfaces
+from mwan.plan.state import KernelFacts
 from mwan.report import text
 from mwan.track.dampen import Change, Dampening, DampenParams, disable, expire, record
 from mwan.track.machine import Params, after_round, first_connect
@@ -170,21 +171,25 @@ def link(carrier: bool) -> dict[str, dict[str, Any]]:
     return {"wan0": {"up": True, "carrier": carrier}}
 
 
-def test_daemon_holds_a_flapping_carrier_down_then_releases(tmp_path: Path) -> None:
-    from mwan.daemon.core import Daemon
+def interfaces(actions: list[str] | None = None) -> Interfaces:
+    """The daemon's interface state on its own (no kernel, no apply loop)."""
+    def sink(now: float, iface: Interface, action: str, reason: str) -> None:
+        if actions is not None:
+            actions.append(action)
 
-    (tmp_path / "mwan3").write_text(DAEMON_CFG)
-    (tmp_path / "network").write_text("")
-    d = Daemon(str(tmp_path / "mwan3"), str(tmp_path / "network"), str(tmp_path / "run"))
+    return Interfaces(parse_config(DAEMON_CFG, "mwan3"), lambda: None, sink)
+
+
+def test_daemon_holds_a_flapping_carrier_down_then_releases() -> None:
     actions: list[str] = []
-    d._listeners.append(lambda action, name, dev: actions.append(action))
 
     async def storm() -> None:
-        d._update_links(link(True))
+        d = interfaces(actions)
+        d.update(KernelFacts(), link(True))
         assert d.runtime()["wan"].online  # untracked: online with carrier
         for _ in range(3):
-            d._update_links(link(False))
-            d._update_links(link(True))
+            d.update(KernelFacts(), link(False))
+            d.update(KernelFacts(), link(True))
         st = d.status["wan"]
         assert st.held and not d.runtime()["wan"].online  # carrier up, but held down
         assert actions.count("dampened") == 1
@@ -196,21 +201,15 @@ def test_daemon_holds_a_flapping_carrier_down_then_releases(tmp_path: Path) -> N
         assert actions[-1] == "undampened"
 
     asyncio.run(storm())
-    d._executor.shutdown()
 
 
-def test_daemon_release_while_unhealthy_stays_offline(tmp_path: Path) -> None:
-    from mwan.daemon.core import Daemon
-
-    (tmp_path / "mwan3").write_text(DAEMON_CFG)
-    (tmp_path / "network").write_text("")
-    d = Daemon(str(tmp_path / "mwan3"), str(tmp_path / "network"), str(tmp_path / "run"))
-
+def test_daemon_release_while_unhealthy_stays_offline() -> None:
     async def storm() -> None:
-        d._update_links(link(True))
+        d = interfaces()
+        d.update(KernelFacts(), link(True))
         for _ in range(3):
-            d._update_links(link(True))
-            d._update_links(link(False))  # ends without carrier
+            d.update(KernelFacts(), link(True))
+            d.update(KernelFacts(), link(False))  # ends without carrier
         st = d.status["wan"]
         assert st.held
         for _ in range(100):
@@ -221,7 +220,6 @@ def test_daemon_release_while_unhealthy_stays_offline(tmp_path: Path) -> None:
         assert "not healthy" in st.events[-1][1]
 
     asyncio.run(storm())
-    d._executor.shutdown()
 
 
 # ------------------------------------------------------------ a target answering every other round
