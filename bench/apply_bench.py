@@ -14,7 +14,7 @@ throwaway network namespace with one veth WAN per interface:
   chains (mwan3_hook, mwan3_ifaces_in, mwan3_iface_in_*, mwan3_rules,
   mwan3_policy_*, mwan3_rule_* for sticky rules), one ``iptables-restore
   --noflush`` process per chain, plus one ``ip rule add`` per rule and one
-  ``ip route add`` per route (notes §2.2-2.4);
+  ``ip route add`` per route (docs/architecture.md, mwan3 §2.2-2.4);
 * baseline, one change: what mwan3 does on an interface's disconnect and
   ifdown: every policy chain rebuilt (one iptables-restore each), that
   interface's three ip rules deleted and its table flushed (a process each).

@@ -12,7 +12,7 @@ import time
 
 from ..config.errors import ConfigError
 from ..config.validate import load_config
-from ..daemon.control import PID_NAME, ControlError, NotRunning, call
+from ..daemon.control import ControlError, NotRunning, call
 from .config_cmds import report_config_error
 
 LOG_FORMAT = "%(asctime)s mwan[%(process)d] %(levelname)s: %(message)s"
@@ -161,6 +161,3 @@ def cmd_ifup(args: argparse.Namespace) -> int:
 def cmd_ifdown(args: argparse.Namespace) -> int:
     return _if_cmd(args, "ifdown")
 
-
-def pid_file(run_dir: str) -> str:
-    return os.path.join(run_dir, PID_NAME)

@@ -69,7 +69,3 @@ class MarkSpace:
     @property
     def unreachable_mark(self) -> int:
         return self.mark(self.unreachable_id)
-
-    def all_ids(self) -> range:
-        """Every non-zero id that can appear under the mask."""
-        return range(1, self.default_id + 1)

@@ -1,7 +1,7 @@
 """The validated, immutable mwan3 configuration model, and its option tables.
 
-Every option mwan3 documents is here with mwan3's default (section 1 of the
-mwan3 notes).  Each option is declared once, as a field of its section's
+Every option mwan3 documents is here with mwan3's default
+(docs/architecture.md, mwan3 §1).  Each option is declared once, as a field of its section's
 class: its kind (the typed parser, with its range), default, list or not,
 one line of help and whether the web UI may change it (:mod:`.options`).
 The validator, ``show-config``, the web form and the JSON schema read these
@@ -22,6 +22,8 @@ from .options import (
     Bool,
     Choice,
     Device,
+    DnsName,
+    Duration,
     EnumOf,
     Int,
     ListenAddress,
@@ -41,7 +43,9 @@ from .values import Family, InitialState, IPAddress, IPNetwork, PortRange
 
 __all__ = ["Family", "IPAddress", "IPNetwork", "InitialState", "PortRange"]
 
-TRACK_METHODS = ("ping", "arping", "httping", "nping-tcp", "nping-udp", "nping-icmp", "nping-arp")
+TRACK_METHODS = ("ping", "arping", "httping", "nping-tcp", "nping-udp", "nping-icmp", "nping-arp",
+                 "nslookup", "dns")
+BALANCES = ("weight", "latency")
 # the port a method probes when track_port is unset (httping with httping_ssl: 443)
 TRACK_PORTS = {"httping": 80, "nping-tcp": 80, "nping-udp": 53}
 HTTPS_PORT = 443
@@ -50,6 +54,7 @@ LOG_LEVELS = ("emerg", "alert", "crit", "error", "warning", "notice", "info", "d
 LAST_RESORTS = ("unreachable", "blackhole", "default")
 SPECIAL_POLICIES = ("default", "unreachable", "blackhole")
 DAY, MS = Int(1, 86400), Int(1, 1000000)
+TIMER = Duration(0.05, 86400)
 
 
 @dataclass(frozen=True)
@@ -100,12 +105,13 @@ class Interface:
                                  "(default: 80, 443 with httping_ssl, 53 for udp)")
     reliability: int = opt(Int(1, 100), 1, "targets that must answer for a good round")
     count: int = opt(Int(1, 100), 1, "probes per target per round")
-    timeout: int = opt(Int(1, 60), 4, "seconds to wait for an answer")
-    interval: int = opt(DAY, 10, "seconds between rounds while steady")
-    failure_interval: int = opt(DAY, 10, "seconds between rounds while going down",
-                                default_from="interval")
-    recovery_interval: int = opt(DAY, 10, "seconds between rounds while coming up",
-                                 default_from="interval")
+    # the timers take fractions and milliseconds too ('0.2', '200ms'): a mwan extension
+    timeout: float = opt(Duration(0.01, 60), 4, "seconds to wait for an answer")
+    interval: float = opt(TIMER, 10, "seconds between rounds while steady")
+    failure_interval: float = opt(TIMER, 10, "seconds between rounds while going down",
+                                  default_from="interval")
+    recovery_interval: float = opt(TIMER, 10, "seconds between rounds while coming up",
+                                   default_from="interval")
     keep_failure_interval: bool = opt(Bool(), False, "keep failure_interval while offline")
     check_quality: bool = opt(Bool(), False, "judge targets by latency and loss too")
     failure_latency: int = opt(MS, 1000, "ms above which a target fails (check_quality)")
@@ -120,6 +126,32 @@ class Interface:
     down: int = opt(Int(1, 1000), 5, "failed rounds in a row to go offline")
     flush_conntrack: tuple[str, ...] = opt(Choice(FLUSH_EVENTS), (), "events that flush the "
                                            "interface's conntrack entries", is_list=True)
+    # quality windows and levels, DNS probes, passive suspicion (mwan additions, issue 14)
+    quality_window: float = opt(Duration(1, 3600), 60, "seconds of probes the latency, jitter "
+                                "and loss window holds")
+    warn_latency: int | None = opt(MS, None, "windowed latency (ms) at which the interface "
+                                   "is degraded (unset: off)")
+    warn_latency_recovery: int | None = opt(MS, None, "ms below which it is healthy again "
+                                            "(default: 80% of warn_latency)")
+    warn_jitter: int | None = opt(MS, None, "windowed jitter (ms, stddev) at which the "
+                                  "interface is degraded (unset: off)")
+    warn_jitter_recovery: int | None = opt(MS, None, "ms below which it is healthy again "
+                                           "(default: 80% of warn_jitter)")
+    warn_loss: int | None = opt(Int(1, 100), None, "windowed loss (%) at which the interface "
+                                "is degraded (unset: off)")
+    warn_loss_recovery: int | None = opt(Int(0, 100), None, "% below which it is healthy "
+                                         "again (default: half of warn_loss)")
+    down_latency: int | None = opt(MS, None, "windowed latency (ms) at which rounds fail "
+                                   "(unset: off)")
+    down_latency_recovery: int | None = opt(MS, None, "ms below which rounds count again "
+                                            "(default: 80% of down_latency)")
+    down_loss: int | None = opt(Int(1, 100), None, "windowed loss (%) at which rounds fail "
+                                "(unset: off)")
+    down_loss_recovery: int | None = opt(Int(0, 100), None, "% below which rounds count "
+                                         "again (default: half of down_loss)")
+    track_dns_name: str = opt(DnsName(), ".", "the name nslookup/dns probes ask for")
+    track_passive: bool = opt(Bool(), False, "probe at once when new TCP connections through "
+                              "the interface go unanswered")
     # flap dampening (mwan additions; off unless flap_threshold > 0)
     flap_threshold: int = opt(Int(0, 1000), 0, "flaps within flap_window that hold the "
                               "interface down (0: off)")
@@ -147,6 +179,15 @@ class Policy:
     use_member: tuple[str, ...] = opt(Text(), (), "the members, in order", is_list=True)
     last_resort: str = opt(Choice(LAST_RESORTS), "unreachable",
                            "when no member is online")
+    # quality-aware choice (mwan additions, issue 14; default: mwan3's weights)
+    balance: str = opt(Choice(BALANCES), "weight", "weight: mwan3's shares; latency: the "
+                       "tier's member with the lowest windowed latency")
+    latency_margin: int = opt(Int(0, 100000), 20, "ms another member must be faster by "
+                              "before balance latency switches")
+    latency_margin_pct: int = opt(Int(0, 1000), 20, "% another member must be faster by "
+                                  "before balance latency switches")
+    avoid_degraded: bool = opt(Bool(), False, "a degraded member gets new connections only "
+                               "when no healthy member of its tier is online")
     line: int = 0
 
 
@@ -190,6 +231,44 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class VirtualAddress:
+    """One VRRP virtual address: ``DEVICE ADDRESS/LEN`` of ``config ha``'s virtual_address."""
+
+    device: str
+    address: IPAddress
+    plen: int
+
+    def __str__(self) -> str:
+        return f"{self.device} {self.address}/{self.plen}"
+
+
+@dataclass(frozen=True)
+class Ha:
+    """``config ha``: this router's half of a keepalived (VRRP) + conntrackd pair (mwan.ha)."""
+
+    name: str
+    sync_device: str = required(Device(), "the dedicated link to the peer (conntrackd)")
+    sync_address: IPAddress = required(Address(), "this router's address on the sync link")
+    peer: IPAddress = required(Address(), "the peer's address on the sync link")
+    enabled: bool = opt(Bool(), True, "this router is one of an HA pair")
+    router_id: str = opt(Text(), "mwan", "this router's name in keepalived's config")
+    priority: int = opt(Int(1, 254), 100, "VRRP priority; the higher one starts as master")
+    advert_int: float = opt(Duration(0.01, 255), 1, "seconds between VRRP adverts (below 1: "
+                            "VRRPv3 centiseconds)")
+    preempt: bool = opt(Bool(), False, "take the master role back on return (off: as pfSense)")
+    vrid: int = opt(Int(1, 255), 51, "VRRP router id of the first virtual address (then +1)")
+    virtual_address: tuple[str, ...] = opt(Text(), (), "'DEVICE ADDRESS/LEN' moved by VRRP: "
+                                           "the LAN gateway, each WAN's SNAT address",
+                                           is_list=True)
+    sync_prefix: int = opt(Int(8, 32), 30, "the sync link's prefix length")
+    run_dir: str = opt(Text(), "/run/mwan3-ha", "pid, lock, socket and role files of "
+                       "keepalived and conntrackd", web=False)
+    conf_dir: str = opt(Text(), "/etc/mwan3/ha", "where 'mwan3 ha-config' writes", web=False)
+    vips: tuple[VirtualAddress, ...] = ()  # virtual_address parsed (validate)
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     globals: Globals = field(default_factory=Globals)
@@ -198,6 +277,7 @@ class Config:
     policies: tuple[Policy, ...] = ()
     rules: tuple[Rule, ...] = ()
     warnings: tuple[str, ...] = ()
+    ha: Ha | None = None  # config ha (None: one router, nothing of HA)
 
     def interface(self, name: str) -> Interface:
         for i in self.interfaces:
@@ -223,7 +303,7 @@ class Config:
 
 SECTION_CLASSES: dict[str, type] = {
     "globals": Globals, "interface": Interface, "member": Member, "policy": Policy,
-    "rule": Rule,
+    "rule": Rule, "ha": Ha,
 }
 # each section type's options (name, kind, default, list or not, help, web), in file order
 SECTION_TABLES: dict[str, tuple[Spec, ...]] = {

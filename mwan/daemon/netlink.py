@@ -29,14 +29,11 @@ log = logging.getLogger(__name__)
 
 GROUPS = (RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE
           | RTMGRP_IPV6_ROUTE | RTMGRP_IPV4_RULE | (1 << (RTNLGRP_IPV6_RULE - 1)))
-IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
 
 
 @dataclass(frozen=True)
 class NetEvent:
     kind: str  # "link", "addr", "route", "rule"
-    name: str | None = None  # link name
-    carrier: bool | None = None  # link: admin up and lower layer up
     removed: bool = False
     table: int | None = None  # route
     ours: bool = False  # route or rule made by mwan (proto 201)
@@ -60,10 +57,7 @@ def _event(msg: object) -> NetEvent | None:
         return None
     kind = get("event") or ""
     if kind in ("RTM_NEWLINK", "RTM_DELLINK"):
-        flags = msg["flags"]  # type: ignore[index]
-        removed = kind == "RTM_DELLINK"
-        carrier = (not removed and bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP))
-        return NetEvent("link", name=get("IFLA_IFNAME"), carrier=carrier, removed=removed)
+        return NetEvent("link", removed=kind == "RTM_DELLINK")
     if kind in ("RTM_NEWADDR", "RTM_DELADDR"):
         return NetEvent("addr", removed=kind == "RTM_DELADDR")
     if kind in ("RTM_NEWROUTE", "RTM_DELROUTE"):

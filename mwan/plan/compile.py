@@ -283,7 +283,7 @@ def desired_routes(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: Kern
                    ) -> tuple[Route, ...]:
     """Each up WAN's table: its default route plus copies of main's other routes.
 
-    As mwan3 does (notes §2.4), routes through *another* WAN's device are not
+    As mwan3 does (docs/architecture.md, mwan3 §2.4), routes through *another* WAN's device are not
     copied: their destinations are in the "connected" set, which sends them to
     main anyway, and copying them would make N WANs cost N² routes.
     """
@@ -322,5 +322,4 @@ def compile_plan(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: Kernel
         rules=desired_rules(cfg, runtime),
         routes=desired_routes(cfg, runtime, facts),
         tables=tuple(i.id for i in cfg.enabled_interfaces),
-        ids=tuple((i.name, i.id) for i in cfg.interfaces),
     )

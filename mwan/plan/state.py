@@ -162,5 +162,3 @@ class Desired:
     rules: tuple[IpRule, ...]
     routes: tuple[Route, ...]
     tables: tuple[int, ...] = ()  # WAN table ids mwan owns routes in
-    # (for explain/status) the id of each interface
-    ids: tuple[tuple[str, int], ...] = ()

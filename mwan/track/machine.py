@@ -1,4 +1,4 @@
-"""The tracker's state machine, exactly as mwan3track counts (notes §3.3). Pure.
+"""The tracker's state machine, exactly as mwan3track counts (docs/architecture.md, mwan3 §3.3). Pure.
 
 Each test ("round") probes every target; a target is ``up``, ``down`` or
 (with ``check_quality``, in the band between the recovery and failure

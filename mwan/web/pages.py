@@ -24,6 +24,8 @@ NAV = (("overview", "/", "Overview"), ("rules", "/rules", "Rules"),
        ("connected", "/connected", "Connected"), ("log", "/log", "Log"),
        ("diagnostics", "/diagnostics", "Diagnostics"), ("config", "/config", "Config"))
 SECTION_TYPES = ("interface", "member", "policy", "rule")
+SECTION_TITLES = {"interface": "Interfaces", "member": "Members", "policy": "Policies",
+                  "rule": "Rules"}
 # ROOT_ONLY (from the option tables): options naming a program or a file that the daemon
 # (root) runs or reads, and the password hash: shown, but they change only in the file
 # each section type's option defaults (as placeholders) and help, from the option tables
@@ -291,7 +293,7 @@ def config_body(sections: Sequence[UciSection], problems: Sequence[Problem], foc
         out.append(f'<p class="{cls}" id="config-message">{E(message)}</p>')
     out.append(_problem_list(problems))
     for stype in SECTION_TYPES:
-        out.append(f"<h2>{E(stype)}s</h2>")
+        out.append(f"<h2>{E(SECTION_TITLES.get(stype, stype.capitalize()))}</h2>")
         for sec in sections:
             if sec.type != stype:
                 continue

@@ -75,7 +75,7 @@ def test_defaults_are_values_their_kind_reads_back(stype: str) -> None:
 
 
 def test_mwan3_defaults() -> None:
-    """mwan3's defaults (notes §1), in the tables."""
+    """mwan3's defaults (docs/architecture.md, mwan3 §1), in the tables."""
     i, g, r = specs("interface"), specs("globals"), specs("rule")
     assert {k: i[k].default for k in ("enabled", "family", "track_method", "reliability",
                                       "count", "timeout", "interval", "up", "down", "size",

@@ -147,7 +147,7 @@ def test_quality_no_answer_is_down() -> None:
 
 
 def test_quality_in_between_band_is_a_failed_round() -> None:
-    # mwan3 compatible (notes §9.8): a 'skipped' target does not count toward reliability
+    # mwan3 compatible (docs/architecture.md, mwan3 §9.8): a 'skipped' target does not count toward reliability
     step = after_round(QP, first_connect(QP).state, [R(True, 700, 0)])
     assert step.verdicts == (Verdict.SKIPPED,) and not step.good
     assert step.state.status == Status.OFFLINE
