@@ -10,12 +10,37 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
+from typing import Any
 
 Handler = Callable[[argparse.Namespace], int]
 
 DEFAULT_CONFIG = "/etc/config/mwan3"
 DEFAULT_NETWORK = "/etc/config/network"
 DEFAULT_RUN_DIR = "/run/mwan3"
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that keeps its arguments and subcommands in public lists:
+    the shell completion and the man page are generated from them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.arguments: list[argparse.Action] = []
+        self.commands: dict[str, Parser] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.arguments.append(action)
+        return action
+
+
+def version() -> str:
+    """mwan's version, as installed (pyproject.toml's, the one source)."""
+    try:
+        return metadata.version("mwan")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _globals(p: argparse.ArgumentParser, suppress: bool) -> None:
@@ -31,18 +56,20 @@ def _globals(p: argparse.ArgumentParser, suppress: bool) -> None:
                    help="pid file, control socket, state (default %(default)s)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import config_cmds, service_cmds
+def build_parser() -> Parser:
+    from . import completion, config_cmds, service_cmds
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mwan3", description="Multi-WAN load balancing and failover (mwan3 compatible).")
+    parser.add_argument("--version", action="version", version=f"mwan3 (mwan) {version()}")
     _globals(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
+    def add(name: str, handler: Handler, help_: str) -> Parser:
+        p: Parser = sub.add_parser(name, help=help_, description=help_)
         _globals(p, suppress=True)
         p.set_defaults(handler=handler)
+        parser.commands[name] = p
         return p
 
     config_cmds.register(add)
@@ -63,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_cmds.register(add)
     use_cmd.register(add)
     web_cmds.register(add)
+    completion.register(add)
     return parser
 
 

@@ -14,8 +14,7 @@ from ..config.errors import ConfigError
 from ..config.validate import load_config
 from ..daemon.control import ControlError, NotRunning, call
 from .config_cmds import report_config_error
-
-LOG_FORMAT = "%(asctime)s mwan[%(process)d] %(levelname)s: %(message)s"
+from .logsetup import setup_logging
 
 
 def _running(run_dir: str) -> bool:
@@ -41,8 +40,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     """Run in the foreground (for systemd); logs go to stderr."""
     from ..daemon.core import Daemon, StartFailed
 
-    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
-                        format=LOG_FORMAT, stream=sys.stderr)
+    setup_logging(getattr(args, "verbose", False))  # the journal under systemd, else stderr
     if _running(args.run_dir):
         print(f"mwan is already running with run dir {args.run_dir}", file=sys.stderr)
         return 1

@@ -192,7 +192,8 @@ class Interfaces:
         del st.events[:-50]
         self.event_log.append((now, iface.name, action, reason))
         self.transitions[(iface.name, action)] += 1
-        log.log(LOUD.get(action, logging.INFO), "interface %s %s (%s)", iface.name, action, reason)
+        log.log(LOUD.get(action, logging.INFO), "interface %s %s (%s)", iface.name, action, reason,
+                extra={"INTERFACE": iface.name, "EVENT": action, "REASON": reason})  # journal fields
         self._sink(now, iface, action, reason)
 
     def set_online(self, name: str, online: bool, reason: str) -> None:
