@@ -47,7 +47,7 @@ TRACK_METHODS = ("ping", "arping", "httping", "nping-tcp", "nping-udp", "nping-i
                  "nslookup", "dns")
 BALANCES = ("weight", "latency")
 # the port a method probes when track_port is unset (httping with httping_ssl: 443)
-TRACK_PORTS = {"httping": 80, "nping-tcp": 80, "nping-udp": 53}
+TRACK_PORTS = {"httping": 80, "nping-tcp": 80, "nping-udp": 53, "nslookup": 53, "dns": 53}
 HTTPS_PORT = 443
 FLUSH_EVENTS = ("ifup", "ifdown", "connected", "disconnected")
 LOG_LEVELS = ("emerg", "alert", "crit", "error", "warning", "notice", "info", "debug")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
@@ -95,6 +96,9 @@ class Int(Kind[int]):
     json_type = "integer"
 
     def parse(self, text: str, ctx: Ctx) -> int:
+        if _DURATION_RE.fullmatch(text.strip().lower()) and not text.strip().isdigit():
+            raise F.BadValue(f"{text!r} is not a whole number (only the timers interval, "
+                             "timeout, failure_interval and recovery_interval take fractions)")
         return F.read_int(text, self.low, self.high)
 
     def schema(self) -> dict[str, Any]:
@@ -104,6 +108,48 @@ class Int(Kind[int]):
         if self.high is not None:
             out["maximum"] = self.high
         return out
+
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)?")
+
+
+def read_duration(text: str, low: float, high: float) -> float:
+    """Seconds: a whole number (mwan3), or a fraction ``0.2`` or milliseconds ``200ms``."""
+    m = _DURATION_RE.fullmatch(text.strip().lower())
+    if m is None:
+        raise F.BadValue(f"{text!r} is not a duration (seconds, e.g. 10, 0.5 or 200ms)")
+    value = float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
+    if value < low:
+        raise F.BadValue(f"{text.strip()} is below the minimum {_seconds(low)} s")
+    if value > high:
+        raise F.BadValue(f"{text.strip()} is above the maximum {_seconds(high)} s")
+    return value
+
+
+def _seconds(value: float) -> str:
+    """Seconds as mwan3 writes them: ``10`` for whole numbers, ``0.2`` otherwise."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Duration(Kind[float]):
+    """Seconds; mwan3 takes whole numbers, mwan also fractions and milliseconds (``200ms``)."""
+
+    low: float
+    high: float
+    json_type = "number"
+
+    def parse(self, text: str, ctx: Ctx) -> float:
+        return read_duration(text, self.low, self.high)
+
+    def export(self, value: float) -> Any:
+        return int(value) if float(value).is_integer() else float(value)
+
+    def text(self, value: float) -> str:
+        return _seconds(value)
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "number", "minimum": self.low, "maximum": self.high}
 
 
 class MarkMask(Kind[int]):
@@ -160,6 +206,19 @@ class Device(Text):
 
     def check(self, value: str) -> str | None:
         return F.device_name_problem(value)
+
+
+class DnsName(Kind[str]):
+    """A DNS name to ask for (``track_dns_name``): ``.`` is the root; kept without the final dot."""
+
+    def parse(self, text: str, ctx: Ctx) -> str:
+        name = text.strip().rstrip(".")
+        if len(name) > 253 or any(
+                not re.fullmatch(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", label)
+                for label in (name.split(".") if name else [])):
+            raise F.BadValue(f"{text!r} is not a DNS name (labels of letters, digits, '-', "
+                             "'_', each up to 63 characters; '.' for the root)")
+        return name or "."
 
 
 class PasswordHash(Text):

@@ -163,6 +163,7 @@ def _read_interface(r: _Reader, ident: int, network_devices: Mapping[str, str]) 
     if method in ("arping", "nping-arp") and v["family"] == "ipv6":
         r.problem("track_method", f"{method} works only on ipv4 interfaces")
     iface = Interface(name=name, id=ident, **v, line=r.section.line)
+    _quality_problems(r, iface)
     if iface.flap_threshold == 1:
         r.problem("flap_threshold", "1 would hold the interface down at its first transition; "
                   "use 0 (off) or at least 2")
@@ -174,6 +175,32 @@ def _read_interface(r: _Reader, ident: int, network_devices: Mapping[str, str]) 
             r.problem("recovery_loss", f"{iface.recovery_loss}% is above failure_loss "
                       f"{iface.failure_loss}%")
     return iface
+
+
+def _quality_problems(r: _Reader, iface: Interface) -> None:
+    """The quality window and its levels (issue 14): thresholds in order, a long enough window."""
+    levels = [getattr(iface, f"{lv}_{m}") for lv in ("warn", "down")
+              for m in ("latency", "jitter", "loss") if hasattr(iface, f"{lv}_{m}")]
+    if (r.section.get("quality_window") is not None or any(x is not None for x in levels)) \
+            and iface.quality_window < iface.interval:
+        r.problem("quality_window", f"{iface.quality_window:g} s is shorter than interval "
+                  f"{iface.interval:g} s: the window would hold at most one round")
+    for lv in ("warn", "down"):
+        for m, unit in (("latency", " ms"), ("jitter", " ms"), ("loss", "%")):
+            limit = getattr(iface, f"{lv}_{m}", None)
+            rec = getattr(iface, f"{lv}_{m}_recovery", None)
+            if rec is not None and limit is None:
+                r.problem(f"{lv}_{m}_recovery", f"needs {lv}_{m} (the level it recovers from)")
+            elif rec is not None and limit is not None and rec >= limit:
+                r.problem(f"{lv}_{m}_recovery", f"{rec}{unit} is not below {lv}_{m} "
+                          f"{limit}{unit}: the level could never be left")
+    for m, unit in (("latency", " ms"), ("loss", "%")):
+        warn, down = getattr(iface, f"warn_{m}"), getattr(iface, f"down_{m}")
+        if warn is not None and down is not None and warn >= down:
+            r.problem(f"warn_{m}", f"{warn}{unit} is not below down_{m} {down}{unit}: the "
+                      "warning level comes before the down level")
+    if iface.track_passive and not iface.tracked:
+        r.warn("track_passive", "ignored without track_ip (nothing to probe)")
 
 
 def _read_member(r: _Reader) -> Member:

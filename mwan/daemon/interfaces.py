@@ -14,10 +14,12 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from ..config.marks import MarkSpace
 from ..config.model import Config, InitialState, Interface
+from ..plan.policy import choose
 from ..plan.state import IfaceRuntime, KernelFacts
 from ..track import dampen
 from ..track.dampen import Change, Dampening, DampenParams
@@ -45,6 +47,8 @@ class Interfaces:
         self.transitions: Counter[tuple[str, str]] = Counter()
         # trackers to resume once the WAN's routes are back: (tracker, reason, online)
         self.resume_after_apply: list[tuple[Tracker, str, bool | None]] = []
+        # (policy, family) -> the interface a balance latency policy picked last
+        self.latency_picks: dict[tuple[str, str], str] = {}
         self._request_apply = request_apply
         self._sink = sink
         self.sync()
@@ -86,12 +90,35 @@ class Interfaces:
         for iface in self.cfg.enabled_interfaces:
             st = self.status[iface.name]
             up = st.admin_up and st.device_present and st.carrier
+            tr = self.trackers.get(iface.name)
             out[iface.name] = IfaceRuntime(
                 name=iface.name, up=up, online=up and st.online and not st.held,
                 gateway=gateway_for(iface, self.facts) if up else None,
                 addresses=addresses_for(iface, self.facts),
+                degraded=tr is not None and tr.degraded,
+                latency_ms=tr.latency_ms() if tr is not None else None,
             )
-        return out
+        return self._with_latency_picks(out)
+
+    def _with_latency_picks(self, rt: dict[str, IfaceRuntime]) -> dict[str, IfaceRuntime]:
+        """``balance latency`` policies pick with hysteresis: each remembers its last pick."""
+        policies = [p for p in self.cfg.policies if p.balance == "latency"]
+        if not policies:
+            return rt
+
+        def marked(picks: dict[tuple[str, str], str]) -> dict[str, IfaceRuntime]:
+            return {n: replace(r, latency_pick=tuple(sorted(
+                p for (p, _), i in picks.items() if i == n))) for n, r in rt.items()}
+
+        before = marked(self.latency_picks)
+        picks: dict[tuple[str, str], str] = {}
+        for fam in ("ipv4", "ipv6"):
+            for p in policies:
+                shares = choose(self.cfg, p, fam, before).shares  # type: ignore[arg-type]
+                if shares:
+                    picks[(p.name, fam)] = shares[0].interface
+        self.latency_picks = picks
+        return marked(picks)
 
     def mark_of(self, iface: Interface) -> int:
         return MarkSpace(self.cfg.globals.mmx_mask).mark(iface.id)
@@ -173,6 +200,7 @@ class Interfaces:
 
     def _on_track_step(self, tracker: Tracker, step: Step, reason: str) -> None:
         name = tracker.iface.name
+        self._quality_apply(step)
         for ev in step.events:
             if ev == "connected":
                 self.set_online(name, True, reason)
@@ -183,6 +211,17 @@ class Interfaces:
         if step.verdicts and not step.events:
             log.debug("interface %s %s score %d: %s", name, step.state.status.value,
                       step.state.score, reason)
+
+    def _quality_apply(self, step: Step) -> None:
+        """A new apply when quality changes what a quality-aware policy chooses."""
+        if "degraded" in step.events or "healthy" in step.events:
+            if any(p.avoid_degraded or p.balance == "latency" for p in self.cfg.policies):
+                self._request_apply()
+        if step.verdicts and any(p.balance == "latency" for p in self.cfg.policies):
+            before = dict(self.latency_picks)
+            self.runtime()  # refreshes the picks
+            if self.latency_picks != before:
+                self._request_apply()
 
     # ------------------------------------------------------------ changes
     def event(self, iface: Interface, action: str, reason: str) -> None:

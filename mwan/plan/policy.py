@@ -36,6 +36,7 @@ class PolicyChoice:
     family: Family
     shares: tuple[Share, ...]  # empty: last_resort applies
     last_resort: str
+    notes: tuple[str, ...] = ()  # why members of the tier were chosen or skipped (quality)
 
     @property
     def total_weight(self) -> int:
@@ -72,12 +73,71 @@ def choose(cfg: Config, policy: Policy, family: Family,
         return PolicyChoice(policy.name, family, (), policy.last_resort)
     best = min(m[2] for m in unique)
     tier = [m for m in unique if m[2] == best]
+    tier, notes = quality_tier(policy, tier, runtime)
     total = sum(m[3] for m in tier)
     shares = tuple(
         Share(interface=i, member=n, metric=metric, weight=w, fraction=Fraction(w, total))
         for n, i, metric, w in tier
     )
-    return PolicyChoice(policy.name, family, shares, policy.last_resort)
+    return PolicyChoice(policy.name, family, shares, policy.last_resort, notes)
+
+
+# ---------------------------------------------------------------- quality (issue 14)
+
+Tier = list[tuple[str, str, int, int]]
+
+
+def quality_tier(policy: Policy, tier: Tier, runtime: Mapping[str, IfaceRuntime]
+                 ) -> tuple[Tier, tuple[str, ...]]:
+    """The tier after the policy's quality options, and why: ``avoid_degraded`` drops degraded
+    members while a healthy one is online; ``balance latency`` keeps one member, the fastest
+    (switching only past the margins).  With neither set: the tier as it is (mwan3)."""
+    notes: list[str] = []
+    if policy.avoid_degraded:
+        healthy = [m for m in tier if not runtime[m[1]].degraded]
+        for m in tier:
+            if runtime[m[1]].degraded:
+                notes.append(f"{m[1]} skipped: degraded (avoid_degraded), a healthy member of "
+                             f"metric {m[2]} is online" if healthy else
+                             f"{m[1]} used although degraded: no healthy member of metric "
+                             f"{m[2]} is online")
+        tier = healthy or tier
+    if policy.balance == "latency" and len(tier) > 1:
+        pick, why = latency_pick(policy, tier, runtime)
+        notes.append(why)
+        tier = [pick]
+    elif policy.balance == "latency" and tier:
+        notes.append(f"{tier[0][1]} chosen: the only member of metric {tier[0][2]} (balance "
+                     "latency)")
+    return tier, tuple(notes)
+
+
+def _ms(v: float | None) -> str:
+    return "no latency yet" if v is None else f"{v:.0f} ms"
+
+
+def latency_pick(policy: Policy, tier: Tier, runtime: Mapping[str, IfaceRuntime]
+                 ) -> tuple[tuple[str, str, int, int], str]:
+    """The member with the lowest windowed latency, but the policy's last pick stays until
+    another is faster by both margins (``latency_margin`` ms and ``latency_margin_pct``)."""
+    def lat(m: tuple[str, str, int, int]) -> float:
+        v = runtime[m[1]].latency_ms
+        return float("inf") if v is None else v
+
+    fastest = min(tier, key=lat)  # ties: the first listed
+    others = ", ".join(f"{m[1]} {_ms(runtime[m[1]].latency_ms)}" for m in tier if m != fastest)
+    current = next((m for m in tier if policy.name in runtime[m[1]].latency_pick), None)
+    if current is None or current == fastest:
+        return fastest, (f"{fastest[1]} chosen: lowest latency "
+                         f"{_ms(runtime[fastest[1]].latency_ms)} (balance latency; {others})")
+    margin = max(float(policy.latency_margin), lat(current) * policy.latency_margin_pct / 100)
+    if lat(current) == float("inf") or lat(current) - lat(fastest) > margin:
+        return fastest, (f"{fastest[1]} chosen: {_ms(runtime[fastest[1]].latency_ms)}, faster "
+                         f"than {current[1]} {_ms(runtime[current[1]].latency_ms)} by more "
+                         f"than the margin (balance latency)")
+    return current, (f"{current[1]} kept: {_ms(runtime[current[1]].latency_ms)}; "
+                     f"{fastest[1]} {_ms(runtime[fastest[1]].latency_ms)} is not faster by "
+                     f"the margin ({policy.latency_margin} ms, {policy.latency_margin_pct}%)")
 
 
 def all_choices(cfg: Config, runtime: Mapping[str, IfaceRuntime]) -> tuple[PolicyChoice, ...]:

@@ -62,6 +62,11 @@ class IfaceRuntime:
     online: bool = False
     gateway: str | None = None
     addresses: tuple[str, ...] = ()
+    # quality (issue 14): the window's warning level, its average latency, and the
+    # policies with ``balance latency`` that picked this interface last (their hysteresis)
+    degraded: bool = False
+    latency_ms: float | None = None
+    latency_pick: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ def policies(cfg: Config, runtime: Mapping[str, IfaceRuntime]) -> dict[str, dict
                             for s in c.shares],
                 "last_resort": c.last_resort,
                 "active": "members" if c.shares else c.last_resort,
+                "notes": list(c.notes),  # why members were chosen or skipped (quality)
             }
         out[fam] = per
     return out

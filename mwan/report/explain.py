@@ -197,6 +197,7 @@ def explain(cfg: Config, runtime: Mapping[str, IfaceRuntime], connected: Mapping
     choice = choose(cfg, cfg.policy(rule.use_policy), family, runtime)
     online = [n for n, rt in runtime.items() if rt.online]
     steps.append(f"online interfaces: {', '.join(online) or 'none'}")
+    steps += [f"policy {choice.policy}: {note}" for note in choice.notes]
     if not choice.shares:
         result.update(verdict=f"last_resort {choice.last_resort} (no member online)",
                       wan=choice.last_resort)

@@ -27,10 +27,17 @@ def _obj(props: dict[str, Any], required: list[str] | None = None,
             "additionalProperties": extra}
 
 
+# a quality window (issue 14): probes sent/answered, average latency, jitter (stddev), loss
+WINDOW = _obj({"sent": {"type": "integer"}, "received": {"type": "integer"},
+               "latency_ms": NUM_OR_NULL, "jitter_ms": NUM_OR_NULL, "loss_pct": NUM_OR_NULL})
+QUALITY = _obj({**WINDOW["properties"], "window_s": NUM,
+                "level": {"enum": ["ok", "degraded", "down"]}, "reason": STR_OR_NULL})
+
 TARGET = _obj({
     "ip": STR, "status": {"enum": ["up", "down", "skipped", "unknown"]},
     "latency_ms": NUM_OR_NULL, "loss_pct": NUM_OR_NULL, "error": STR_OR_NULL,
     "sent": {"type": "integer"}, "lost": {"type": "integer"},
+    "window": {"oneOf": [{"type": "null"}, WINDOW]},
 }, required=["ip", "status", "latency_ms", "loss_pct"])
 
 INTERFACE = _obj({
@@ -51,10 +58,15 @@ INTERFACE = _obj({
     # [time, "event: reason"]
     "events": {"type": "array", "items": {"type": "array", "items": {
         "type": ["number", "string"]}, "minItems": 2, "maxItems": 2}},
-    # [time, mean latency ms or null, mean loss % or null, status]
+    # [time, mean latency ms or null, mean loss % or null, status, window jitter ms or null]
     "history": {"type": "array", "items": {"type": "array", "items": {
-        "type": ["number", "string", "null"]}, "minItems": 4, "maxItems": 4}},
-})
+        "type": ["number", "string", "null"]}, "minItems": 4, "maxItems": 5}},
+    # tracked interfaces only: the interface's quality window and level, passive suspicions
+    "quality": QUALITY, "degraded": BOOL, "suspicions": {"type": "integer"},
+}, required=["device", "family", "status", "online", "up", "admin_up", "carrier",
+             "online_since", "offline_since", "up_since", "gateway", "addresses", "tracking",
+             "score", "lost", "turn", "last_test", "targets", "probes_sent", "probes_lost",
+             "held_until", "flaps", "mark", "transitions", "events", "history"])
 
 LAST_RESORT = {"enum": ["unreachable", "blackhole", "default"]}
 POLICY = _obj({
@@ -63,7 +75,8 @@ POLICY = _obj({
         "weight": {"type": "integer"}, "percent": NUM})},
     "last_resort": LAST_RESORT,
     "active": {"enum": ["members", "unreachable", "blackhole", "default"]},
-})
+    "notes": STRS,  # quality-aware choice: why members were chosen or skipped
+}, required=["members", "last_resort", "active"])
 PER_FAMILY_POLICIES = _obj({f: {"type": "object", "additionalProperties": POLICY}
                             for f in FAMILIES})
 CONNECTED = _obj({f: STRS for f in FAMILIES})

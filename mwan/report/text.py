@@ -29,7 +29,10 @@ def interfaces(report: dict[str, Any], now: float) -> str:
                          f"{clock(st['held_until'])} ({hms(st['held_until'] - now)} left)"
                          f" and tracking is {tracking}")
         elif st.get("online"):
-            lines.append(f" interface {name} is online {hms(now - (st.get('online_since') or now))}"
+            q = st.get("quality") or {}
+            degraded = f" (degraded: {q.get('reason')})" if st.get("degraded") else ""
+            lines.append(f" interface {name} is online{degraded}"
+                         f" {hms(now - (st.get('online_since') or now))}"
                          f", uptime {hms(now - (st.get('up_since') or now))}"
                          f" and tracking is {tracking}")
         else:
@@ -49,7 +52,20 @@ def targets(report: dict[str, Any]) -> str:
             lat = "-" if t.get("latency_ms") is None else f"{t['latency_ms']:.1f} ms"
             loss = "-" if t.get("loss_pct") is None else f"{t['loss_pct']:.0f}%"
             lines.append(f"  {t['ip']:<40} {t['status']:<8} latency {lat:>10}  loss {loss:>4}")
+            w = t.get("window")
+            if w and w.get("sent"):
+                lines.append(f"  {'':<40} window   latency {_ms(w['latency_ms']):>10}  loss "
+                             f"{w['loss_pct']:>3.0f}%  jitter {_ms(w['jitter_ms'])}")
+        q = st.get("quality")
+        if q and q.get("sent"):
+            lines.append(f"  quality over {q['window_s']:g} s: latency {_ms(q['latency_ms'])}, "
+                         f"jitter {_ms(q['jitter_ms'])}, loss {q['loss_pct']:.0f}%"
+                         f" ({q['level']}{': ' + q['reason'] if q.get('reason') else ''})")
     return "\n".join(lines) + "\n"
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f} ms"
 
 
 def policies(report: dict[str, Any]) -> str:
@@ -62,6 +78,7 @@ def policies(report: dict[str, Any]) -> str:
                 lines += [f" {m['interface']} ({m['percent']:.0f}%)" for m in p["members"]]
             else:
                 lines.append(f" {p['last_resort']}")
+            lines += [f" ({note})" for note in p.get("notes") or ()]
         lines.append("")
     return "\n".join(lines)
 

@@ -161,13 +161,18 @@ def skipped(p: Params, s: State) -> Step:
     return Step(s, float(sleep), good=False)
 
 
-def after_round(p: Params, s: State, results: Sequence[Result]) -> Step:
-    """The next state after one round of probes (one result per target)."""
+def after_round(p: Params, s: State, results: Sequence[Result],
+                window_down: bool = False) -> Step:
+    """The next state after one round of probes (one result per target).
+
+    ``window_down``: the quality window is at its down level
+    (:mod:`.window`), so the round fails whatever its targets said.
+    """
     verdicts = tuple(verdict(p, r) for r in results)
     host_up = sum(1 for v in verdicts if v == Verdict.UP)
     lost = s.lost + sum(1 for v in verdicts if v == Verdict.DOWN)
     events: list[str] = []
-    if host_up < p.reliability:  # failed round
+    if host_up < p.reliability or window_down:  # failed round
         score = s.score - 1
         status = s.status
         sleep = p.interval
@@ -202,4 +207,5 @@ def after_round(p: Params, s: State, results: Sequence[Result]) -> Step:
         else:
             status, score, sleep = Status.ONLINE, p.up + p.down, p.interval
         nxt = State(status, score, 0, turn)
-    return Step(nxt, float(sleep), tuple(events), verdicts, host_up, host_up >= p.reliability)
+    return Step(nxt, float(sleep), tuple(events), verdicts, host_up,
+                host_up >= p.reliability and not window_down)

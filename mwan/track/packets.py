@@ -108,3 +108,27 @@ def same_address(a: str, b: str) -> bool:
         return ipaddress.ip_address(a.split("%", 1)[0]) == ipaddress.ip_address(b.split("%", 1)[0])
     except ValueError:
         return False
+
+
+DNS_TYPES = {"A": 1, "NS": 2, "SOA": 6, "AAAA": 28}
+DNS_RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
+              5: "REFUSED"}
+
+
+def dns_query(ident: int, name: str, qtype: int) -> bytes:
+    """A DNS query (RFC 1035) for ``name`` (``.`` or ``""``: the root), recursion desired."""
+    header = struct.pack("!HHHHHH", ident & 0xFFFF, 0x0100, 1, 0, 0, 0)
+    labels = [x for x in name.strip(".").split(".") if x]
+    qname = b"".join(bytes([len(x)]) + x.encode("ascii") for x in labels) + b"\0"
+    return header + qname + struct.pack("!HH", qtype, 1)
+
+
+def parse_dns_answer(data: bytes, ident: int) -> str | None:
+    """The rcode name (``NOERROR``, ``NXDOMAIN``, ...) of a response to query ``ident``, or None
+    when ``data`` is not one (too short, another id, not a response)."""
+    if len(data) < 12:
+        return None
+    rid, flags = struct.unpack("!HH", data[:4])
+    if rid != ident & 0xFFFF or not flags & 0x8000:
+        return None
+    return DNS_RCODES.get(flags & 0x0F, f"rcode {flags & 0x0F}")

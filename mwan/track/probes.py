@@ -19,6 +19,10 @@ Methods (``track_method``):
   httping's ``time=``).  Port 80, or 443 with ``https``.
 * ``nping-tcp``: a TCP handshake to port 80; an accepted or a refused
   connection (RST) both mean the host answered.
+* ``nslookup`` / ``dns``: a DNS query for ``track_dns_name`` (the root: type
+  NS; a name: type A) to port 53; any answer with the query's id counts,
+  NXDOMAIN and SERVFAIL included (the resolver is there); an ICMP port
+  unreachable (``ECONNREFUSED``) is a failure.
 * ``nping-udp``: one datagram to port 53 on a connected socket; an answer or
   an ICMP port unreachable (``ECONNREFUSED``) counts, silence is a loss.
 
@@ -59,10 +63,13 @@ from ..config.model import HTTPS_PORT, TRACK_METHODS, TRACK_PORTS
 from .packets import (  # noqa: F401 - re-exported for callers and tests
     ETH_P_ARP,
     IcmpMessage,
+    DNS_TYPES,
     arp_request,
     checksum,
+    dns_query,
     echo_request,
     parse_arp_reply,
+    parse_dns_answer,
     parse_icmp,
     same_address,
 )
@@ -91,6 +98,7 @@ class ProbeSpec:
     max_ttl: int = 60
     port: int | None = None  # None: TRACK_PORTS (443 for httping with https)
     https: bool = False
+    dns_name: str = "."  # nslookup / dns: the name asked for
 
 
 @dataclass(frozen=True)
@@ -416,10 +424,30 @@ async def _httping(spec: ProbeSpec, target: str) -> TargetResult:
     return await _repeat(spec, target, one)
 
 
+async def _nslookup(spec: ProbeSpec, target: str) -> TargetResult:
+    """A DNS query to the target (port 53); any answer counts, NXDOMAIN and SERVFAIL too."""
+    loop = asyncio.get_running_loop()
+    port = spec.port or TRACK_PORTS["nslookup"]
+    qtype = DNS_TYPES["NS"] if spec.dns_name in (".", "") else DNS_TYPES["A"]
+
+    async def one() -> float:
+        t0 = loop.time()
+        with _socket(spec, socket.SOCK_DGRAM) as sock:
+            ident = int.from_bytes(os.urandom(2), "big")
+            await loop.sock_connect(sock, (target, port))
+            await loop.sock_sendall(sock, dns_query(ident, spec.dns_name, qtype))
+            while parse_dns_answer(await loop.sock_recv(sock, 4096), ident) is None:
+                pass  # not the answer to this query: keep waiting (the timeout bounds it)
+        return loop.time() - t0
+
+    return await _repeat(spec, target, one)
+
+
 PROBES: dict[str, Callable[[ProbeSpec, str], Awaitable[TargetResult]]] = {
     "ping": _ping, "nping-icmp": _ping,
     "arping": _arping, "nping-arp": _arping,
     "httping": _httping, "nping-tcp": _nping_tcp, "nping-udp": _nping_udp,
+    "nslookup": _nslookup, "dns": _nslookup,
 }
 
 
@@ -461,11 +489,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-ttl", type=int, default=60)
     ap.add_argument("--port", type=int)
     ap.add_argument("--https", action="store_true")
+    ap.add_argument("--dns-name", default=".")
     ap.add_argument("--json", action="store_true", help="one JSON object per target")
     a = ap.parse_args(argv)
     family = a.family or ("ipv6" if ":" in a.targets[0] else "ipv4")
     spec = ProbeSpec(a.method, family, a.device, a.source, a.mark, a.count, a.timeout,
-                     a.size, a.max_ttl, a.port, a.https)
+                     a.size, a.max_ttl, a.port, a.https, a.dns_name)
 
     async def run() -> list[TargetResult]:
         return list(await asyncio.gather(*(probe(spec, t) for t in a.targets)))

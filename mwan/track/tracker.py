@@ -22,7 +22,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config.model import TRACK_PORTS, Interface
@@ -38,6 +38,7 @@ from .machine import (
     skipped,
 )
 from .probes import ProbeSpec, TargetResult, probe
+from .window import Judgement, Level, Window, levels_of, next_level
 
 log = logging.getLogger("mwan.track")
 
@@ -59,11 +60,13 @@ class TargetStats:
     error: str | None = None
     sent: int = 0
     lost: int = 0
+    window: Window | None = None  # this target's quality window
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, now: float) -> dict[str, Any]:
         return {"ip": self.ip, "status": self.status, "latency_ms": self.latency_ms,
                 "loss_pct": self.loss_pct, "error": self.error,
-                "sent": self.sent, "lost": self.lost}
+                "sent": self.sent, "lost": self.lost,
+                "window": self.window.quality(now).as_dict() if self.window else None}
 
 
 def probe_spec(iface: Interface, mark: int, source: str | None) -> ProbeSpec:
@@ -74,7 +77,7 @@ def probe_spec(iface: Interface, mark: int, source: str | None) -> ProbeSpec:
     return ProbeSpec(method=method, family=iface.family, device=iface.device, source=source,
                      mark=mark, count=iface.count, timeout=float(iface.timeout),
                      size=iface.size, max_ttl=iface.max_ttl, port=port,
-                     https=iface.httping_ssl)
+                     https=iface.httping_ssl, dns_name=iface.track_dns_name)
 
 
 def round_reason(targets: Sequence[TargetStats], step: Step, reliability: int) -> str:
@@ -89,6 +92,14 @@ def round_reason(targets: Sequence[TargetStats], step: Step, reliability: int) -
         else:
             parts.append(f"{t.ip} down ({t.error or f'{t.loss_pct or 100:.0f}% loss'})")
     return f"{step.host_up}/{len(targets)} targets up, {reliability} needed: " + ", ".join(parts)
+
+
+def rtts_of(r: TargetResult) -> tuple[float, ...]:
+    """A result's RTTs (ms); a prober that gives only the average (tests): that, per answer."""
+    rtts = getattr(r, "rtts_ms", None)
+    if rtts is not None:
+        return tuple(rtts)
+    return (r.latency_ms,) * r.received if r.latency_ms is not None else ()
 
 
 def local_failure(step: Step, results: Sequence[TargetResult]) -> str | None:
@@ -154,8 +165,16 @@ class Tracker:
         self._prober = prober
         self._clock = clock
         self.state = State(Status.DISABLED, 0)
-        self.targets = [TargetStats(str(ip)) for ip in iface.track_ip]
-        self.history: deque[tuple[float, float | None, float | None, str]] = deque()
+        self.targets = [TargetStats(str(ip), window=Window(iface.quality_window))
+                        for ip in iface.track_ip]
+        self.window = Window(iface.quality_window)  # every target's probes
+        self.levels = levels_of(iface)
+        self.judgement = Judgement(Level.OK)
+        self.suspicions = 0  # immediate rounds started by passive suspicion
+        self._last_suspect = -1e9
+        # (time, latency, loss, status, the window's jitter)
+        self.history: deque[tuple[float, float | None, float | None, str, float | None]] = (
+            deque())
         self.last_test: float | None = None
         self.last_reason = ""
         self.probes_sent = 0
@@ -191,6 +210,29 @@ class Tracker:
             return
         self._interrupt()
         self._step(first_connect(self.params, online), reason)
+
+    def suspect(self, reason: str) -> bool:
+        """Real traffic looks unanswered: probe now instead of at the next round (probes
+        still decide).  At most once per ``failure_interval``; only while online and
+        between rounds.  Returns whether a round was started."""
+        now = self._clock()
+        if (self.state.status != Status.ONLINE or self._round is not None
+                or now - self._last_suspect < self.params.failure_interval):
+            return False
+        self._last_suspect = now
+        self.suspicions += 1
+        log.info("interface %s: %s; probing now", self.iface.name, reason)
+        self._wake.set()
+        return True
+
+    def latency_ms(self) -> float | None:
+        """The interface window's average latency (``balance latency`` compares these)."""
+        return self.window.quality(self._clock()).latency_ms
+
+    @property
+    def degraded(self) -> bool:
+        """The quality window is at its warning (or down) level."""
+        return self.judgement.level != Level.OK
 
     def _interrupt(self) -> None:
         if self._round and not self._round.done():
@@ -234,6 +276,7 @@ class Tracker:
                 line = self.skips.counted(self._clock())
                 if line:
                     log.warning("%s", line)
+                step = self._judge(results, step)
                 self._record(results, step)
                 self._step(step, self.last_reason)
             # rounds start every `sleep` seconds (mwan3 sleeps after the probes instead,
@@ -243,6 +286,23 @@ class Tracker:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, step.sleep - elapsed))
             except TimeoutError:
                 pass
+
+    def _judge(self, results: Sequence[TargetResult], step: Step) -> Step:
+        """Feed the windows; the down level fails the round, the warning level is an event."""
+        now = self._clock()
+        for t, r in zip(self.targets, results):
+            rtts = rtts_of(r)
+            if t.window is not None:
+                t.window.add(now, r.sent, rtts)
+            self.window.add(now, r.sent, rtts)
+        was = self.judgement
+        self.judgement = next_level(self.levels, self.window.quality(now), was)
+        if self.judgement.level == Level.DOWN:
+            step = after_round(self.params, self.state, results, window_down=True)
+        if (was.level == Level.OK) != (self.judgement.level == Level.OK):
+            event = "degraded" if self.judgement.level != Level.OK else "healthy"
+            step = replace(step, events=step.events + (event,))
+        return step
 
     async def _probe_all(self, spec: ProbeSpec) -> list[TargetResult]:
         return list(await asyncio.gather(*(self._prober(spec, t.ip) for t in self.targets)))
@@ -265,21 +325,32 @@ class Tracker:
             losses.append(r.loss_pct)
         latency = sum(latencies) / len(latencies) if latencies else None
         loss = sum(losses) / len(losses) if losses else None
-        self.history.append((now, latency, loss, step.state.status.value))
+        self.history.append((now, latency, loss, step.state.status.value,
+                             self.window.quality(now).jitter_ms))
         while self.history and self.history[0][0] < now - HISTORY_SECONDS:
             self.history.popleft()
         self.last_reason = round_reason(self.targets, step, self.params.reliability)
+        if self.judgement.level != Level.OK:
+            self.last_reason += (f"; window {self.iface.quality_window:g} s: "
+                                 f"{self.judgement.level.value} ({self.judgement.reason})")
 
     # ------------------------------------------------------------ reporting
     def snapshot(self) -> dict[str, Any]:
+        now = self._clock()
         return {
+            "quality": {**self.window.quality(now).as_dict(),
+                        "window_s": self.iface.quality_window,
+                        "level": self.judgement.level.value,
+                        "reason": self.judgement.reason or None},
+            "degraded": self.degraded,
+            "suspicions": self.suspicions,
             "tracking": "active" if self.state.active else "paused",
             "status": self.state.status.value,
             "score": self.state.score,
             "lost": self.state.lost,
             "turn": self.state.turn,
             "last_test": self.last_test,
-            "targets": [t.as_dict() for t in self.targets],
+            "targets": [t.as_dict(now) for t in self.targets],
             "probes_sent": self.probes_sent,
             "probes_lost": self.probes_lost,
             "rounds_skipped": self.skips.total,

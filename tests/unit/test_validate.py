@@ -213,7 +213,7 @@ def test_bad_rule_values(opt: str, value: str) -> None:
 
 
 @pytest.mark.parametrize("opt,value", [
-    ("interval", "0"), ("interval", "x"), ("timeout", "1.5"), ("up", "-1"), ("down", ""),
+    ("interval", "0"), ("interval", "x"), ("timeout", "1.5x"), ("up", "2.5"), ("up", "-1"), ("down", ""),
     ("enabled", "yes please"), ("check_quality", "2"), ("initial_state", "maybe"),
     ("max_ttl", "256"), ("size", "70000"), ("gateway", "10.0.0.300"), ("family", "ip4"),
     ("flush_conntrack", "always"), ("failure_loss", "101"),
