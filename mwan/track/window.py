@@ -19,7 +19,8 @@ when any measure reaches its threshold and left only when every measure is at
 or below its recovery threshold (default: 80 % of a latency or jitter
 threshold, half of a loss threshold).  With no threshold set (the default)
 nothing changes mwan3's behaviour.  A window with fewer than
-:data:`MIN_PROBES` probes keeps the level it had.
+:data:`MIN_PROBES` probes, or filling for less than half its span (a young
+window is noisy), keeps the level it had.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Quality:
     received: int = 0
     latency_ms: float | None = None  # average RTT of the answered probes
     jitter_ms: float | None = None  # standard deviation of those RTTs
+    full: bool = False  # the window has been filling for at least half its span
 
     @property
     def loss_pct(self) -> float | None:
@@ -66,9 +68,12 @@ class Window:
         self._sent = self._received = 0
         self._sum = self._sumsq = 0.0
         self._rtts = 0
+        self._since: float | None = None  # when the window started filling
 
     def add(self, now: float, sent: int, rtts_ms: tuple[float, ...]) -> None:
         """One target's probes of a round: ``sent`` probes, the answered ones' RTTs."""
+        if self._since is None:
+            self._since = now
         self._samples.append((now, sent, len(rtts_ms), rtts_ms))
         self._sent += sent
         self._received += len(rtts_ms)
@@ -85,16 +90,18 @@ class Window:
             self._rtts -= len(rtts)
             self._sum -= sum(rtts)
             self._sumsq -= sum(r * r for r in rtts)
-        if not self._samples:  # no drift from float sums
+        if not self._samples:  # no drift from float sums; filling starts over
             self._sum = self._sumsq = 0.0
+            self._since = None
 
     def quality(self, now: float) -> Quality:
         self._expire(now)
+        full = self._since is not None and now - self._since >= self.span / 2
         if not self._rtts:
-            return Quality(self._sent, self._received)
+            return Quality(self._sent, self._received, full=full)
         mean = self._sum / self._rtts
         var = max(0.0, self._sumsq / self._rtts - mean * mean)
-        return Quality(self._sent, self._received, mean, math.sqrt(var))
+        return Quality(self._sent, self._received, mean, math.sqrt(var), full)
 
 
 class Level(str, enum.Enum):
@@ -168,7 +175,7 @@ class Judgement:
 
 def next_level(levels: Levels, q: Quality, current: Judgement) -> Judgement:
     """The level after this window summary, with hysteresis; too few probes: unchanged."""
-    if not levels.enabled or q.sent < MIN_PROBES:
+    if not levels.enabled or q.sent < MIN_PROBES or not q.full:
         return current
     for level, t in ((Level.DOWN, levels.down), (Level.DEGRADED, levels.warn)):
         if not t.enabled:
