@@ -73,7 +73,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     os.makedirs(args.run_dir, mode=0o700, exist_ok=True)
     log_path = os.path.join(args.run_dir, "daemon.log")
     read_fd, write_fd = os.pipe()
-    argv = [sys.executable, "-m", "mwan.cli.main", "--config", args.config,
+    argv = [sys.executable, "-P", "-m", "mwan.cli.main", "--config", args.config,  # -P: not cwd
             "--network-config", args.network_config, "--run-dir", args.run_dir,
             "daemon", "--ready-fd", str(write_fd)]
     with open(log_path, "ab") as logf:
