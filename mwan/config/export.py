@@ -16,7 +16,7 @@ from .options import derived_fields, json_value
 
 # the exported sections: key in the data → section type
 SECTION_KEYS = {"interfaces": "interface", "members": "member", "policies": "policy",
-                "rules": "rule"}
+                "rules": "rule", "notifies": "notify"}
 # fields of the model that are not options: what they are in the data
 _DERIVED_SCHEMA: dict[str, dict[str, Any]] = {
     "name": {"type": "string", "description": "the section's name"},

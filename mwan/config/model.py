@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .caps import Header, Period, Secret, Size, Url
 from .options import (
     Address,
     Bool,
@@ -54,6 +55,11 @@ LOG_LEVELS = ("emerg", "alert", "crit", "error", "warning", "notice", "info", "d
 LAST_RESORTS = ("unreachable", "blackhole", "default")
 SPECIAL_POLICIES = ("default", "unreachable", "blackhole")
 DAY, MS = Int(1, 86400), Int(1, 1000000)
+# data-cap events (issue 15): 75 % and 95 % of the cap, the cap reached, a new period
+DATACAP_EVENTS = ("datacap_warn", "datacap_reached", "datacap_reset")
+# what a notify section may ask for: every interface transition, flap hold-downs, data caps
+NOTIFY_EVENTS = ("ifup", "ifdown", "connected", "disconnected", "connecting", "disconnecting",
+                 "dampened", "undampened", *DATACAP_EVENTS)
 TIMER = Duration(0.05, 86400)
 
 
@@ -84,6 +90,11 @@ class Globals:
                                         "set with 'mwan3 web-password'", web=False)
     web_cert: str | None = opt(Text(), None, "TLS certificate file (with web_key)", web=False)
     web_key: str | None = opt(Text(), None, "TLS private key file (with web_cert)", web=False)
+    # notifications and per-WAN usage (issue 15)
+    router_name: str | None = opt(Text(), None, "the router's name in notifications "
+                                  "(default: the hostname)")
+    state_dir: str = opt(Text(), "/var/lib/mwan", "where per-WAN usage is kept across "
+                         "restarts", web=False)
     line: int = 0
 
 
@@ -157,6 +168,12 @@ class Interface:
                               "interface down (0: off)")
     flap_window: int = opt(DAY, 60, "seconds in which flaps are counted")
     flap_holddown: int = opt(DAY, 120, "seconds a flapping interface is held down")
+    # data caps (mwan additions, issue 15; off unless data_cap is set)
+    data_cap: int | None = opt(Size(), None, "bytes in+out per period (500M, 20G, 1.5T)")
+    data_cap_period: str = opt(Period(), "monthly 1", "daily, weekly [mon..sun] or "
+                               "monthly [day 1..31]")
+    data_cap_action: str = opt(Choice(("warn", "standby")), "warn", "at the cap: warn, or "
+                               "standby (unused while another member is online)")
     line: int = 0
 
     @property
@@ -269,6 +286,25 @@ class Ha:
 
 
 @dataclass(frozen=True)
+class Notify:
+    """A webhook that gets each event as one JSON POST (issue 15)."""
+
+    name: str
+    url: str = required(Url(), "the http(s) URL each event is POSTed to")
+    header: tuple[str, ...] = opt(Header(), (), "extra headers 'Name: value'", is_list=True)
+    secret: str | None = opt(Secret(), None, "signs the body: X-Mwan-Signature is its "
+                             "HMAC-SHA256", web=False)
+    event: tuple[str, ...] = opt(Choice(NOTIFY_EVENTS), (), "the events sent (none: all)",
+                                 is_list=True)
+    timeout: int = opt(Int(1, 60), 5, "seconds one delivery attempt may take")
+    retries: int = opt(Int(0, 10), 3, "attempts after a failed one (backoff 1, 2, 4... s)")
+    line: int = 0
+
+    def wants(self, event: str) -> bool:
+        return not self.event or event in self.event
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     globals: Globals = field(default_factory=Globals)
@@ -277,6 +313,7 @@ class Config:
     policies: tuple[Policy, ...] = ()
     rules: tuple[Rule, ...] = ()
     warnings: tuple[str, ...] = ()
+    notifies: tuple[Notify, ...] = ()
     ha: Ha | None = None  # config ha (None: one router, nothing of HA)
 
     def interface(self, name: str) -> Interface:
@@ -302,6 +339,7 @@ class Config:
         return tuple(i for i in self.interfaces if i.enabled)
 
 SECTION_CLASSES: dict[str, type] = {
+    "notify": Notify,
     "globals": Globals, "interface": Interface, "member": Member, "policy": Policy,
     "rule": Rule, "ha": Ha,
 }

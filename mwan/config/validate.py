@@ -24,6 +24,7 @@ from .model import (
     Globals,
     Interface,
     Member,
+    Notify,
     Policy,
     Rule,
 )
@@ -163,6 +164,7 @@ def _read_interface(r: _Reader, ident: int, network_devices: Mapping[str, str]) 
     if method in ("arping", "nping-arp") and v["family"] == "ipv6":
         r.problem("track_method", f"{method} works only on ipv4 interfaces")
     iface = Interface(name=name, id=ident, **v, line=r.section.line)
+    _data_cap_problems(r, iface)
     _quality_problems(r, iface)
     if iface.flap_threshold == 1:
         r.problem("flap_threshold", "1 would hold the interface down at its first transition; "
@@ -243,6 +245,21 @@ def _read_rule(r: _Reader) -> Rule:
     return Rule(name=r.section.name, **v, line=r.section.line)
 
 
+def _read_notify(r: _Reader) -> Notify:
+    """A ``config notify`` section: a webhook (issue 15)."""
+    if r.section.get("url") is None:
+        r.problem("url", "missing: a notify section needs the URL events are POSTed to")
+    v = r.options()
+    return Notify(name=r.section.name, **{**v, "url": v["url"] or ""}, line=r.section.line)
+
+
+def _data_cap_problems(r: _Reader, iface: Interface) -> None:
+    if iface.data_cap is None:
+        for option in ("data_cap_period", "data_cap_action"):
+            if r.section.get(option) is not None:
+                r.warn(option, "ignored without data_cap")
+
+
 FIRST_KERNEL_TABLE = 253  # routing tables 253-255 are default, main and local
 
 
@@ -291,6 +308,7 @@ def build_config(sections: tuple[UciSection, ...], path: str,
     members: list[Member] = []
     policies: list[Policy] = []
     rules: list[Rule] = []
+    notifies: list[Notify] = []
     for sec in sections:
         r = _Reader(path, sec, problems, warnings)
         if sec.type not in KNOWN_OPTIONS:
@@ -325,6 +343,8 @@ def build_config(sections: tuple[UciSection, ...], path: str,
             policies.append(_read_policy(r))
         elif sec.type == "rule":
             rules.append(_read_rule(r))
+        elif sec.type == "notify":
+            notifies.append(_read_notify(r))
     globals_ = globals_ or Globals()
     by_name = {s.name: s for s in sections}
 
@@ -377,6 +397,7 @@ def build_config(sections: tuple[UciSection, ...], path: str,
         policies=tuple(policies),
         rules=tuple(rules),
         warnings=tuple(warnings),
+        notifies=tuple(notifies),
     )
 
 

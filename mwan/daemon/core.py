@@ -36,6 +36,7 @@ from .door import DaemonEvent, Listener
 from .ifstate import IfaceStatus
 from .interfaces import Interfaces
 from .sdnotify import Notifier
+from .usage import CapEvent, UsageMeter, usage_rules
 from .use import UseGroups
 
 log = logging.getLogger("mwan")
@@ -77,6 +78,8 @@ class Daemon:
         self._config_lock = asyncio.Lock()
         self._saved_online: dict[str, bool] | None = None
         self.web: Any = None  # mwan.web.lifecycle.WebLifecycle, once the UI was enabled
+        self.webhooks: Any = None  # mwan.notify.service.NotifyService, once a notify section
+        self.usage = UsageMeter(self.cfg, self._k_usage, self._on_cap_event, self.loop.request)
         self.notify = Notifier()
         self.use = UseGroups(run_dir)
         self.control = ControlServer(run_dir, {
@@ -161,7 +164,7 @@ class Daemon:
         return self.ifaces.facts
 
     def runtime(self) -> dict[str, IfaceRuntime]:
-        return self.ifaces.runtime()
+        return self.usage.mark_standby(self.ifaces.runtime())
 
     def mark_of(self, iface: Interface) -> int:
         return self.ifaces.mark_of(iface)
@@ -321,6 +324,8 @@ class Daemon:
             raise ControlError(f"{self.config_path}: the kernel refused the new config: "
                                f"{reason}\nthe running config is kept")
         await self._sync_web()
+        self.usage.switch(self.cfg)
+        await self._sync_notify()
 
     async def _cmd_use(self, args: dict[str, Any]) -> Any:
         iface = self._iface_arg(args)
@@ -343,6 +348,21 @@ class Daemon:
             from ..web.lifecycle import WebLifecycle
             self.web = WebLifecycle(self)
         await self.web.sync()
+
+    async def _sync_notify(self) -> None:
+        """Start or follow the webhooks (mwan.notify) when the config has notify sections."""
+        if self.webhooks is None:
+            if not self.cfg.notifies:
+                return
+            from ..notify.service import NotifyService
+            self.webhooks = NotifyService(self)
+        self.webhooks.sync(self.cfg)
+
+    async def _k_usage(self) -> list[dict[str, Any]]:
+        return await self.kernel(lambda: usage_rules(self.applier().nft, self.cfg))
+
+    def _on_cap_event(self, ev: CapEvent) -> None:
+        self.ifaces.event(self.cfg.interface(ev.interface), ev.action, ev.reason)
 
     # ------------------------------------------------------------ lifecycle
     async def run(self, ready: Callable[[], None] | None = None) -> None:
@@ -369,6 +389,8 @@ class Daemon:
         self.ifaces.start_trackers(self.ifaces.sync_trackers())
         await self.control.start()
         await self._sync_web()
+        await self._sync_notify()
+        self._tasks.append(asyncio.create_task(self.usage.run()))
         write_pid(self.run_dir)
         log.info("mwan started: %d interfaces, %d policies, %d rules",
                  len(self.cfg.enabled_interfaces), len(self.cfg.policies), len(self.cfg.rules))
@@ -421,6 +443,11 @@ class Daemon:
         if self.web is not None:
             await self.web.close()
             self.web = None
+        await self.usage.tick()  # the last counts, then the file (issue 15)
+        self.usage.save()
+        if self.webhooks is not None:
+            await self.webhooks.close()
+            self.webhooks = None
         await self.control.close()
         try:
             await self.loop.stop(remove=True)

@@ -37,6 +37,8 @@ def iface_state(daemon: Daemon, iface: Interface, rt: IfaceRuntime) -> dict[str,
         "held_until": s.dampening.held_until,
         "flaps": s.dampening.flaps(DampenParams.of(iface), time.time()),
         "mark": daemon.mark_of(iface),
+        "usage": daemon.usage.book.report(iface),
+        "standby": iface.name in daemon.usage.standby,
         "transitions": {a: n for (i, a), n in sorted(daemon.ifaces.transitions.items())
                         if i == iface.name},
     }
@@ -74,10 +76,13 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
             "apply_error": daemon.loop.health.snapshot(),
             "apply_failures": daemon.loop.health.total_failures,
             "repairs": daemon.loop.repairs.snapshot(time.time()),
+            "notify": daemon.webhooks.snapshot() if daemon.webhooks is not None else {},
         }
 
     async def report(args: dict[str, Any]) -> Any:
         """Everything ``status`` shows; ``{"rules": false}`` skips reading the nft counters."""
+        if bool_arg(args, "rules", True):
+            await daemon.usage.tick()  # usage as of now (and any data-cap event it makes due)
         st = await state({})
         out = {**st, "policies": data.policies(daemon.cfg, daemon.runtime()),
                "connected": data.connected(daemon.cfg, daemon.facts)}

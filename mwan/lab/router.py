@@ -88,7 +88,9 @@ class MwanRouter:
 
     def cli(self, *args: str, check: bool = True, timeout: float = 60
             ) -> subprocess.CompletedProcess[str]:
-        return self.lab.exec(self.lab.router, *self.argv(*args), check=check, timeout=timeout)
+        # usage (issue 15) kept in this router's directory, not the host's /var/lib/mwan
+        return self.lab.exec(self.lab.router, *self.argv(*args), check=check, timeout=timeout,
+                             env={"MWAN_STATE_DIR": os.path.join(self.dir, "state")})
 
     def start(self) -> subprocess.CompletedProcess[str]:
         return self.cli("start")

@@ -111,12 +111,31 @@ def bypass_sets(cfg: Config, facts: KernelFacts) -> list[NftSet]:
 
 # ------------------------------------------------------------- mark chains
 
-def mark_chains(space: MarkSpace, ids: list[int]) -> list[NftChain]:
+# comments of the usage counters in each WAN's mark chain (daemon/usage reads them)
+USAGE_IN, USAGE_OUT = "usage in", "usage out"
+
+
+def mark_chains(space: MarkSpace, ids: list[int],
+                devices: Mapping[int, str] | None = None) -> list[NftChain]:
+    """``mark_N`` sets the mark; a WAN's also counts its packets, in and out.
+
+    Every packet of a connection with the WAN's mark passes its ``mark_N``
+    once (restored in ``decide``/``decide_out``, or chosen by ``classify``),
+    in both directions; arriving on the WAN's device is ``in``, anything else
+    (forwarded out of it, the router's own) ``out``.
+    """
     chains = []
     for ident in ids:
         m = space.mark(ident)
         set_mark = X.set_masked(X.meta("mark"), space.mask, m)
-        chains.append(NftChain(mark_chain(ident), ((set_mark,),)))
+        dev = (devices or {}).get(ident)
+        if dev is None:
+            chains.append(NftChain(mark_chain(ident), ((set_mark,),)))
+        else:
+            iif = X.meta("iifname")
+            chains.append(NftChain(mark_chain(ident), (
+                (set_mark,), (X.match(iif, dev), X.counter()),
+                (X.match(iif, dev, "!="), X.counter())), comments=(None, USAGE_IN, USAGE_OUT)))
         if ident not in (space.blackhole_id, space.unreachable_id):
             chains.append(NftChain(save_chain(ident),
                                    ((X.set_masked(X.ct("mark"), space.mask, m),),)))
@@ -242,7 +261,8 @@ def compile_nft(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: KernelF
     choices = {(p.name, fam): choose(cfg, p, fam, runtime) for fam in FAMILIES
                for p in cfg.policies}
     part = part if part is not None else config_part(cfg)
-    chains = (base_chains(space, ids) + mark_chains(space, ids)
+    devices = {i.id: i.device for i in cfg.enabled_interfaces}
+    chains = (base_chains(space, ids) + mark_chains(space, ids, devices)
               + classify_chains(cfg, space, runtime) + [part.rules]
               + policy_chains(cfg, space, list(choices.values()))
               + sticky_gates(cfg, choices) + list(part.sticky_chains))

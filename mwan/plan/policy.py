@@ -69,6 +69,7 @@ def choose(cfg: Config, policy: Policy, family: Family,
         if m[1] not in seen:
             seen.add(m[1])
             unique.append(m)
+    unique = without_standby(unique, runtime)
     if not unique:
         return PolicyChoice(policy.name, family, (), policy.last_resort)
     best = min(m[2] for m in unique)
@@ -145,3 +146,10 @@ def all_choices(cfg: Config, runtime: Mapping[str, IfaceRuntime]) -> tuple[Polic
     return tuple(
         choose(cfg, p, fam, runtime) for fam in ("ipv4", "ipv6") for p in cfg.policies
     )
+
+
+def without_standby(online: list[tuple[str, str, int, int]],
+                    runtime: Mapping[str, IfaceRuntime]) -> list[tuple[str, str, int, int]]:
+    """The online members less those in standby (over a data cap), unless all are (issue 15)."""
+    ready = [m for m in online if not runtime[m[1]].standby]
+    return ready or online

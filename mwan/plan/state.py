@@ -62,6 +62,7 @@ class IfaceRuntime:
     online: bool = False
     gateway: str | None = None
     addresses: tuple[str, ...] = ()
+    standby: bool = False  # over a data cap with data_cap_action standby (issue 15)
     # quality (issue 14): the window's warning level, its average latency, and the
     # policies with ``balance latency`` that picked this interface last (their hysteresis)
     degraded: bool = False

@@ -40,6 +40,15 @@ TARGET = _obj({
     "window": {"oneOf": [{"type": "null"}, WINDOW]},
 }, required=["ip", "status", "latency_ms", "loss_pct"])
 
+# per-WAN usage (issue 15): totals kept across restarts, the data-cap period's bytes
+INT = {"type": "integer"}
+USAGE = _obj({
+    "rx_bytes": INT, "tx_bytes": INT, "rx_packets": INT, "tx_packets": INT,
+    "period_bytes": INT, "period_start": NUM_OR_NULL, "data_cap": INT_OR_NULL,
+    "data_cap_period": STR_OR_NULL, "data_cap_action": {"enum": ["warn", "standby", None]},
+    "cap_used_pct": NUM_OR_NULL, "last_traffic": NUM_OR_NULL,
+})
+
 INTERFACE = _obj({
     "device": STR, "family": {"enum": list(FAMILIES)},
     "status": {"enum": ["online", "offline", "connecting", "disconnecting", "disabled"]},
@@ -63,7 +72,8 @@ INTERFACE = _obj({
         "type": ["number", "string", "null"]}, "minItems": 4, "maxItems": 5}},
     # tracked interfaces only: the interface's quality window and level, passive suspicions
     "quality": QUALITY, "degraded": BOOL, "suspicions": {"type": "integer"},
-}, required=["device", "family", "status", "online", "up", "admin_up", "carrier",
+    "usage": USAGE, "standby": BOOL,  # issue 15: usage and data cap; over a standby cap
+}, required=["usage", "standby", "device", "family", "status", "online", "up", "admin_up", "carrier",
              "online_since", "offline_since", "up_since", "gateway", "addresses", "tracking",
              "score", "lost", "turn", "last_test", "targets", "probes_sent", "probes_lost",
              "held_until", "flaps", "mark", "transitions", "events", "history"])
@@ -101,6 +111,10 @@ REPAIRS = _obj({
     "backing_off_s": NUM,
 })
 RULES = {"type": "array", "items": RULE}
+# webhook deliveries per notify section (issue 15)
+NOTIFY = {"type": "object", "additionalProperties": _obj({
+    "sent": INT, "failed": INT, "attempts_failed": INT, "dropped": INT, "queued": INT,
+    "last_error": STR_OR_NULL})}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "interfaces": _obj({"interfaces": INTERFACES}),
@@ -111,7 +125,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     "connected": CONNECTED, "rules": RULES, "uptime_s": NUM,
                     "last_apply_ms": NUM_OR_NULL, "applies": {"type": "integer"},
                     "apply_error": APPLY_ERROR, "apply_failures": {"type": "integer"},
-                    "repairs": REPAIRS}),
+                    "repairs": REPAIRS, "notify": NOTIFY}),
     "explain": _obj({
         "connection": STR, "family": {"enum": list(FAMILIES)}, "steps": STRS,
         "rule": STR_OR_NULL, "policy": STR_OR_NULL,

@@ -145,10 +145,59 @@ def health(report: dict[str, Any], now: float) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
+def _size(n: int) -> str:
+    for unit, scale in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.1f}{unit}"
+    return f"{n}B"
+
+
+def usage(report: dict[str, Any]) -> str:
+    """Per-WAN usage and data caps (issue 15)."""
+    lines = ["Usage (in / out; kept across restarts):"]
+    for name, st in report["interfaces"].items():
+        u = st.get("usage")
+        if not u:
+            continue
+        line = (f" {name}: {_size(u['rx_bytes'])} / {_size(u['tx_bytes'])}, "
+                f"{u['rx_packets']} / {u['tx_packets']} packets")
+        if u.get("data_cap"):
+            line += (f"; cap {_size(u['period_bytes'])} of {_size(u['data_cap'])} "
+                     f"({u['cap_used_pct']:.0f}%, {u['data_cap_period']}, "
+                     f"{u['data_cap_action']})")
+            if st.get("standby"):
+                line += ", in standby"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def ha(report: dict[str, Any], now: float) -> str:
+    """This router's VRRP role and the conntrack sync (config ha only; mwan.ha.status)."""
+    st = report.get("ha")
+    if not st:
+        return ""
+    role = st["role"]
+    if role == "STOPPED":
+        role += f" (keepalived is not running; its hook last said {st['last_role'] or 'nothing'})"
+    elif st.get("role_since"):
+        role += f" for {hms(now - st['role_since'])}"
+    sync = {"ok": "ok", "link-down": f"BROKEN: {st['sync_device']} is {st['link']}",
+            "peer-unreachable": f"BROKEN: peer {st['peer']} unreachable "
+            f"(neighbour {st['peer_neighbour']})",
+            "conntrackd-down": "BROKEN: conntrackd does not answer"}[st["sync"]]
+    lines = [f"HA: {role}", f" sync with {st['peer']} on {st['sync_device']}: {sync}"]
+    s = st.get("stats")
+    if s:
+        lines.append(f" flows: {s['internal']} here, {s['external']} from the peer; "
+                     f"packets {s['sent']} sent / {s['received']} received, {s['lost']} lost")
+    return "\n".join(lines) + "\n"
+
+
 def status(report: dict[str, Any], now: float) -> str:
     h = health(report, now)
     return "\n".join(([h] if h else []) + [interfaces(report, now), targets(report),
-                                           policies(report), connected(report), rules(report)])
+                                           usage(report), policies(report), connected(report),
+                                           rules(report)])
 
 
 def explain(result: dict[str, Any]) -> str:

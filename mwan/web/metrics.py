@@ -1,7 +1,9 @@
 """/metrics for Prometheus (prometheus-client), read from the daemon at scrape time.
 
 Per interface: online (1/0), status as a labelled gauge, per-target latency
-and loss of the last test, probes sent and lost, transitions by event.  Per
+and loss of the last test, probes sent and lost, transitions by event; the
+quality windows' latency, jitter and loss per interface and target, degraded
+(1/0) and passive suspicions.  Per
 rule and family: packets and bytes of new connections (nft counters).
 Apply durations as a histogram.
 """
@@ -62,6 +64,8 @@ class _DaemonCollector(Collector):
             for action, n in sorted((st.get("transitions") or {}).items()):
                 trans.add_metric([name, action], float(n))
         yield trans
+        yield from _quality_metrics(rep)
+        yield from _usage_metrics(rep)
         pk = CounterMetricFamily("mwan_rule_packets", "packets matched by a user rule",
                                  labels=["rule", "family", "policy"])
         by = CounterMetricFamily("mwan_rule_bytes", "bytes matched by a user rule",
@@ -87,6 +91,79 @@ class _DaemonCollector(Collector):
         up = GaugeMetricFamily("mwan_uptime_seconds", "seconds since the daemon started")
         up.add_metric([], float(rep.get("uptime_s") or 0))
         yield up
+
+
+def _quality_metrics(rep: dict[str, Any]) -> Iterator[Metric]:
+    """The quality windows (issue 14): per interface and per target; the level."""
+    g = {key: GaugeMetricFamily(f"mwan_{who}_window_{metric}", f"{doc} over the quality window",
+                                labels=labels)
+         for who, labels in (("interface", ["interface"]), ("target", ["interface", "target"]))
+         for key, metric, doc in ((f"{who}_lat", "latency_milliseconds", "average round trip"),
+                                  (f"{who}_jit", "jitter_milliseconds",
+                                   "standard deviation of the round trips"),
+                                  (f"{who}_loss", "loss_ratio", "probes lost (0..1)"))}
+    degraded = GaugeMetricFamily("mwan_interface_degraded", "1 while the quality window is at "
+                                 "its warning (or down) level", labels=["interface"])
+    suspicions = CounterMetricFamily("mwan_interface_suspicions", "probe rounds started at once "
+                                     "because new TCP connections went unanswered",
+                                     labels=["interface"])
+
+    def add(who: str, labels: list[str], w: dict[str, Any]) -> None:
+        for key, field, scale in (("lat", "latency_ms", 1.0), ("jit", "jitter_ms", 1.0),
+                                  ("loss", "loss_pct", 0.01)):
+            if w.get(field) is not None:
+                g[f"{who}_{key}"].add_metric(labels, float(w[field]) * scale)
+
+    for name, st in rep["interfaces"].items():
+        q = st.get("quality")
+        if not q:
+            continue
+        add("interface", [name], q)
+        degraded.add_metric([name], 1.0 if st.get("degraded") else 0.0)
+        suspicions.add_metric([name], float(st.get("suspicions") or 0))
+        for t in st.get("targets") or []:
+            if t.get("window"):
+                add("target", [name, t["ip"]], t["window"])
+    yield from g.values()
+    yield from (degraded, suspicions)
+
+
+def _usage_metrics(rep: dict[str, Any]) -> Iterator[Metric]:
+    """Per-WAN usage and data caps, webhook deliveries (issue 15)."""
+    nbytes = CounterMetricFamily("mwan_interface_bytes", "bytes through the WAN (nft counters "
+                                 "on its mark; kept across restarts)",
+                                 labels=["interface", "direction"])
+    packets = CounterMetricFamily("mwan_interface_packets", "packets through the WAN",
+                                  labels=["interface", "direction"])
+    period = GaugeMetricFamily("mwan_interface_period_bytes", "bytes in the data-cap period",
+                               labels=["interface"])
+    cap = GaugeMetricFamily("mwan_interface_data_cap_bytes", "the data cap",
+                            labels=["interface"])
+    standby = GaugeMetricFamily("mwan_interface_standby", "1 while over a standby data cap",
+                                labels=["interface"])
+    for name, st in rep["interfaces"].items():
+        u = st.get("usage")
+        if not u:
+            continue
+        for direction, key in (("in", "rx"), ("out", "tx")):
+            nbytes.add_metric([name, direction], float(u[f"{key}_bytes"]))
+            packets.add_metric([name, direction], float(u[f"{key}_packets"]))
+        if u.get("data_cap"):
+            period.add_metric([name], float(u["period_bytes"]))
+            cap.add_metric([name], float(u["data_cap"]))
+            standby.add_metric([name], 1.0 if st.get("standby") else 0.0)
+    yield from (nbytes, packets, period, cap, standby)
+    sent = CounterMetricFamily("mwan_notify_sent", "events delivered to a webhook",
+                               labels=["notify"])
+    failed = CounterMetricFamily("mwan_notify_failed", "events not delivered after every "
+                                 "retry", labels=["notify"])
+    dropped = CounterMetricFamily("mwan_notify_dropped", "events dropped from a full queue",
+                                  labels=["notify"])
+    for name, n in (rep.get("notify") or {}).items():
+        sent.add_metric([name], float(n["sent"]))
+        failed.add_metric([name], float(n["failed"]))
+        dropped.add_metric([name], float(n["dropped"]))
+    yield from (sent, failed, dropped)
 
 
 class Metrics:

@@ -82,7 +82,8 @@ def _ago(now: float, t: float | None) -> str:
 
 def chart(history: Sequence[Sequence[Any]], now: float, width: int = 360, height: int = 60
           ) -> str:
-    """An SVG of the last hour: latency as a line, loss as red bars, offline shaded."""
+    """An SVG of the last hour: latency as a blue line, the quality window's jitter as an
+    orange one (same ms scale), loss as red bars (0..100 %), offline shaded."""
     if not history:
         return '<svg class="chart" width="360" height="60"><text x="4" y="34">no data yet' \
                '</text></svg>'
@@ -95,16 +96,59 @@ def chart(history: Sequence[Sequence[Any]], now: float, width: int = 360, height
 
     points = " ".join(f"{x(h[0])},{round(height - height * h[1] / top, 1)}"
                       for h in history if h[1] is not None)
+    jitter = " ".join(f"{x(h[0])},{round(height - height * min(h[4], top) / top, 1)}"
+                      for h in history if len(h) > 4 and h[4] is not None)
     bars = "".join(f'<rect x="{x(h[0])}" y="{round(height - height * h[2] / 100, 1)}" width="2" '
                    f'height="{round(height * h[2] / 100, 1)}" fill="#d33" opacity="0.5"/>'
                    for h in history if h[2])
     down = "".join(f'<rect x="{x(h[0])}" y="0" width="3" height="{height}" fill="#999" '
                    f'opacity="0.25"/>' for h in history if h[3] in ("offline", "disconnecting"))
     return (f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
-            f' role="img"><title>latency (max {top:.0f} ms) and loss, last hour</title>{down}'
+            f' role="img"><title>latency (blue, max {top:.0f} ms), jitter (orange) and loss '
+            f'(red), last hour</title>{down}'
             f'{bars}<polyline fill="none" stroke="#26c" stroke-width="1.5" points="{points}"/>'
+            f'<polyline class="jitter" fill="none" stroke="#e80" stroke-width="1" '
+            f'points="{jitter}"/>'
             f'<text x="{width - 4}" y="12" text-anchor="end" font-size="10">{top:.0f} ms</text>'
             f'</svg>')
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}B"
+    return f"{n:.0f} B"
+
+
+def usage_bar(u: dict[str, Any] | None, standby: bool = False, width: int = 120) -> str:
+    """A WAN's usage (issue 15): a bar of its data-cap period against the cap, or the totals."""
+    if not u:
+        return "-"
+    total = f"in {_size(u['rx_bytes'])}, out {_size(u['tx_bytes'])}"
+    cap = u.get("data_cap")
+    if not cap:
+        return f'<span class="usage">{E(total)}</span>'
+    pct = min(100.0, float(u.get("cap_used_pct") or 0))
+    color = "#d33" if pct >= 95 else ("#e90" if pct >= 75 else "#3a3")
+    label = (f"{_size(u['period_bytes'])} of {_size(cap)} ({pct:.0f}%, {u['data_cap_period']})"
+             + (", standby" if standby else ""))
+    return (f'<svg class="usage" width="{width}" height="10" role="img"><title>{E(label)}; '
+            f'{E(total)}</title><rect width="{width}" height="10" fill="#eee"/>'
+            f'<rect width="{round(width * pct / 100, 1)}" height="10" fill="{color}"/></svg>'
+            f'<br><small>{E(label)}</small>')
+
+
+def quality_note(st: dict[str, Any]) -> str:
+    """Under the status: degraded and why, and the quality window (issue 14)."""
+    q = st.get("quality")
+    if not q or not q.get("sent"):
+        return ""
+    lat, jit = q.get("latency_ms"), q.get("jitter_ms")
+    window = (f'{q["window_s"]:g} s: {_ms(lat)}, jitter {_ms(jit)}, loss '
+              f'{q.get("loss_pct") or 0:.0f}%')
+    degraded = (f'<br><small class="degraded">degraded: {E(q.get("reason"))}</small>'
+                if st.get("degraded") else "")
+    return f'{degraded}<br><small class="window">{E(window)}</small>'
 
 
 def overview_body(rep: dict[str, Any], events: list[dict[str, Any]], now: float,
@@ -124,14 +168,15 @@ def overview_body(rep: dict[str, Any], events: list[dict[str, Any]], now: float,
         rows.append(
             f'<tr id="iface-{E(name)}" data-status="{E(status)}"><td>{E(name)}</td>'
             f'<td>{E(st.get("device"))}</td>'
-            f'<td class="status {E(status)}">{E(status)}</td>'
+            f'<td class="status {E(status)}">{E(status)}{quality_note(st)}</td>'
             f'<td>{_ago(now, st.get("online_since")) if st.get("online") else "-"}</td>'
             f'<td>{E(lat)}</td><td>{E(loss)}</td><td>{E(st.get("score"))}</td>'
             f'<td>{E(st.get("tracking"))}</td><td>{chart(st.get("history") or [], now)}</td>'
+            f'<td>{usage_bar(st.get("usage"), bool(st.get("standby")))}</td>'
             f'<td>{button}</td></tr>')
     table = ('<table class="ifaces"><thead><tr><th>interface</th><th>device</th><th>status</th>'
              '<th>online for</th><th>latency</th><th>loss</th><th>score</th><th>tracking</th>'
-             '<th>last hour</th><th></th></tr></thead><tbody>' + "".join(rows)
+             '<th>last hour</th><th>usage</th><th></th></tr></thead><tbody>' + "".join(rows)
              + '</tbody></table>')
     return (f'<h1>Overview</h1><p class="meta">up {hms(rep.get("uptime_s"))}, last apply '
             f'{_ms(rep.get("last_apply_ms"))}</p>{table}<h2>Policies</h2>'
