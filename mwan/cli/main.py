@@ -86,8 +86,9 @@ def build_parser() -> Parser:
     ):
         p = add(name, handler, text)
         p.add_argument("interface")
-    from . import report_cmds, use_cmd, web_cmds
+    from . import ha_cmds, report_cmds, use_cmd, web_cmds
     report_cmds.register(add)
+    ha_cmds.register(add)
     use_cmd.register(add)
     web_cmds.register(add)
     completion.register(add)

@@ -9,7 +9,9 @@ the load and are kept on the model.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -22,11 +24,13 @@ from .model import (
     SPECIAL_POLICIES,
     Config,
     Globals,
+    Ha,
     Interface,
     Member,
     Notify,
     Policy,
     Rule,
+    VirtualAddress,
 )
 from .options import Spec
 from .uci import UciSection, UciSyntaxError, parse_uci
@@ -245,6 +249,61 @@ def _read_rule(r: _Reader) -> Rule:
     return Rule(name=r.section.name, **v, line=r.section.line)
 
 
+_SAFE_PATH = re.compile(r"/[A-Za-z0-9._/-]*")
+_SAFE_WORD = re.compile(r"[A-Za-z0-9._-]{1,32}")
+
+
+def _virtual_address(text: str) -> VirtualAddress:
+    """``DEVICE ADDRESS/LEN`` (config ha's virtual_address)."""
+    words = text.split()
+    if len(words) != 2 or "/" not in words[1]:
+        raise F.BadValue(f"{text!r} is not 'DEVICE ADDRESS/LEN' (e.g. 'br-lan 192.168.1.1/24')")
+    device, cidr = words
+    why = device_name_problem(device)
+    if why:
+        raise F.BadValue(f"device {why}")
+    try:
+        iface = ipaddress.ip_interface(cidr)
+    except ValueError:
+        raise F.BadValue(f"{cidr!r} is not ADDRESS/LEN") from None
+    return VirtualAddress(device, iface.ip, iface.network.prefixlen)
+
+
+def _read_ha(r: _Reader) -> Ha:
+    for option in ("sync_device", "sync_address", "peer"):
+        if r.section.get(option) is None:
+            r.problem(option, "missing: config ha needs sync_device, sync_address and peer")
+    v = r.options()
+    vips = r.each("virtual_address", _virtual_address)
+    if not r.section.get("virtual_address"):
+        r.problem("virtual_address", "missing: at least one 'DEVICE ADDRESS/LEN' (the LAN "
+                  "gateway, each WAN's SNAT address)")
+    if vips and v["vrid"] + len(vips) - 1 > 255:
+        r.problem("vrid", f"{v['vrid']} + {len(vips)} virtual addresses goes past 255")
+    if len({va.device for va in vips}) != len(vips):
+        r.problem("virtual_address", "one virtual address per device")
+    mine, peer, plen = v["sync_address"], v["peer"], v["sync_prefix"]
+    if mine is not None and peer is not None:
+        if mine.version != 4 or peer.version != 4:
+            r.problem("peer", "the sync link is IPv4 (conntrackd's UDP transport here)")
+        elif mine == peer:
+            r.problem("peer", f"{peer} is this router's own sync_address")
+        elif ipaddress.ip_interface(f"{mine}/{plen}").network != \
+                ipaddress.ip_interface(f"{peer}/{plen}").network:
+            r.problem("peer", f"{peer} is not on sync_address's network {mine}/{plen}")
+    for option in ("run_dir", "conf_dir"):
+        if not _SAFE_PATH.fullmatch(v[option]):
+            r.problem(option, f"{v[option]!r} is not an absolute path of letters, digits "
+                      "and ._/-")
+    if not _SAFE_WORD.fullmatch(v["router_id"]):
+        r.problem("router_id", "1 to 32 letters, digits and ._-")
+    placeholder = ipaddress.ip_address("0.0.0.0")
+    return Ha(name=r.section.name or "ha",
+              **{**v, "sync_device": v["sync_device"] or "",
+                 "sync_address": mine or placeholder, "peer": peer or placeholder},
+              vips=vips, line=r.section.line)
+
+
 def _read_notify(r: _Reader) -> Notify:
     """A ``config notify`` section: a webhook (issue 15)."""
     if r.section.get("url") is None:
@@ -308,6 +367,7 @@ def build_config(sections: tuple[UciSection, ...], path: str,
     members: list[Member] = []
     policies: list[Policy] = []
     rules: list[Rule] = []
+    ha: Ha | None = None
     notifies: list[Notify] = []
     for sec in sections:
         r = _Reader(path, sec, problems, warnings)
@@ -315,7 +375,7 @@ def build_config(sections: tuple[UciSection, ...], path: str,
             r.warn(None, f"unknown section type {sec.type!r}, ignored")
             continue
         r.check_unknown()
-        if sec.type != "globals":
+        if sec.type not in ("globals", "ha"):
             if sec.anonymous:
                 r.problem(None, f"a {sec.type} section needs a name")
                 continue
@@ -343,6 +403,10 @@ def build_config(sections: tuple[UciSection, ...], path: str,
             policies.append(_read_policy(r))
         elif sec.type == "rule":
             rules.append(_read_rule(r))
+        elif sec.type == "ha":
+            if ha is not None:
+                r.problem(None, "a second ha section (one per router)")
+            ha = _read_ha(r)
         elif sec.type == "notify":
             notifies.append(_read_notify(r))
     globals_ = globals_ or Globals()
@@ -397,6 +461,7 @@ def build_config(sections: tuple[UciSection, ...], path: str,
         policies=tuple(policies),
         rules=tuple(rules),
         warnings=tuple(warnings),
+        ha=ha,
         notifies=tuple(notifies),
     )
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..config.model import Interface
+from ..config.model import Ha, Interface
+from ..ha.status import read_status
 from ..kernel.nft import chain_rules_with_counters, set_networks
 from ..plan.names import SUFFIX, user_set
 from ..plan.state import IfaceRuntime
@@ -55,6 +57,14 @@ def iface_state(daemon: Daemon, iface: Interface, rt: IfaceRuntime) -> dict[str,
     return out
 
 
+async def ha_state(ha: Ha | None) -> dict[str, Any]:
+    """``{"ha": ...}`` read from keepalived and conntrackd (mwan.ha.status), only with config ha."""
+    if ha is None:
+        return {}
+    status = await asyncio.to_thread(read_status, ha)
+    return {"ha": status.as_dict()}
+
+
 def handlers(daemon: Daemon) -> dict[str, Handler]:
     applies = [0]  # applies done since start (they coalesce: far fewer than events)
 
@@ -77,6 +87,7 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
             "apply_failures": daemon.loop.health.total_failures,
             "repairs": daemon.loop.repairs.snapshot(time.time()),
             "notify": daemon.webhooks.snapshot() if daemon.webhooks is not None else {},
+            **await ha_state(daemon.cfg.ha),
         }
 
     async def report(args: dict[str, Any]) -> Any:

@@ -31,6 +31,7 @@ from ..config.marks import MarkSpace
 from ..config.model import Config
 from . import classify as C
 from . import nftexpr as X
+from .ha import ha_base_chains  # config ha: the mid-stream TCP drop
 from .names import (  # noqa: F401 - re-exported: the names of the table
     ADDR_TYPE,
     ALWAYS_CONNECTED,
@@ -262,7 +263,7 @@ def compile_nft(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: KernelF
                for p in cfg.policies}
     part = part if part is not None else config_part(cfg)
     devices = {i.id: i.device for i in cfg.enabled_interfaces}
-    chains = (base_chains(space, ids) + mark_chains(space, ids, devices)
+    chains = (ha_base_chains(cfg, base_chains(space, ids)) + mark_chains(space, ids, devices)
               + classify_chains(cfg, space, runtime) + [part.rules]
               + policy_chains(cfg, space, list(choices.values()))
               + sticky_gates(cfg, choices) + list(part.sticky_chains))

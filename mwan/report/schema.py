@@ -116,16 +116,33 @@ NOTIFY = {"type": "object", "additionalProperties": _obj({
     "sent": INT, "failed": INT, "attempts_failed": INT, "dropped": INT, "queued": INT,
     "last_error": STR_OR_NULL})}
 
+# config ha only (issue 13): this router's VRRP role and the conntrack sync (mwan.ha.status)
+HA = _obj({
+    "role": {"enum": ["MASTER", "BACKUP", "FAULT", "STOPPED", "UNKNOWN"]},
+    "last_role": STR_OR_NULL, "role_since": NUM_OR_NULL, "keepalived": BOOL,
+    "sync": {"enum": ["ok", "link-down", "peer-unreachable", "conntrackd-down"]},
+    "sync_device": STR, "link": STR, "peer": STR, "peer_neighbour": STR_OR_NULL,
+    "stats": {"oneOf": [{"type": "null"}, _obj({k: INT for k in (
+        "internal", "external", "sent", "received", "send_errors", "receive_errors",
+        "lost")})]},
+})
+
+
+def _optional(schema: dict[str, Any], **props: Any) -> dict[str, Any]:
+    """``schema`` with more properties that may be absent (``ha``: only with config ha)."""
+    return {**schema, "properties": {**schema["properties"], **props}}
+
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "interfaces": _obj({"interfaces": INTERFACES}),
     "policies": _obj({"policies": PER_FAMILY_POLICIES}),
     "connected": _obj({"connected": CONNECTED}),
     "rules": _obj({"rules": RULES}),
-    "status": _obj({"interfaces": INTERFACES, "policies": PER_FAMILY_POLICIES,
+    "status": _optional(_obj({"interfaces": INTERFACES, "policies": PER_FAMILY_POLICIES,
                     "connected": CONNECTED, "rules": RULES, "uptime_s": NUM,
                     "last_apply_ms": NUM_OR_NULL, "applies": {"type": "integer"},
                     "apply_error": APPLY_ERROR, "apply_failures": {"type": "integer"},
-                    "repairs": REPAIRS, "notify": NOTIFY}),
+                    "repairs": REPAIRS, "notify": NOTIFY}), ha=HA),
     "explain": _obj({
         "connection": STR, "family": {"enum": list(FAMILIES)}, "steps": STRS,
         "rule": STR_OR_NULL, "policy": STR_OR_NULL,

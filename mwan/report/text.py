@@ -194,7 +194,7 @@ def ha(report: dict[str, Any], now: float) -> str:
 
 
 def status(report: dict[str, Any], now: float) -> str:
-    h = health(report, now)
+    h = health(report, now) + ha(report, now)
     return "\n".join(([h] if h else []) + [interfaces(report, now), targets(report),
                                            usage(report), policies(report), connected(report),
                                            rules(report)])
