@@ -24,6 +24,7 @@ from ..plan.state import IfaceRuntime, KernelFacts
 from ..track import dampen
 from ..track.dampen import Change, Dampening, DampenParams
 from ..track.machine import Step
+from ..track.passive import PassiveTracking
 from ..track.tracker import Tracker
 from .ifstate import IfaceStatus, addresses_for, gateway_for
 
@@ -49,6 +50,7 @@ class Interfaces:
         self.resume_after_apply: list[tuple[Tracker, str, bool | None]] = []
         # (policy, family) -> the interface a balance latency policy picked last
         self.latency_picks: dict[tuple[str, str], str] = {}
+        self.passive = PassiveTracking()  # track_passive: conntrack events → suspicion
         self._request_apply = request_apply
         self._sink = sink
         self.sync()
@@ -114,7 +116,7 @@ class Interfaces:
         picks: dict[tuple[str, str], str] = {}
         for fam in ("ipv4", "ipv6"):
             for p in policies:
-                shares = choose(self.cfg, p, fam, before).shares  # type: ignore[arg-type]
+                shares = choose(self.cfg, p, fam, before).shares
                 if shares:
                     picks[(p.name, fam)] = shares[0].interface
         self.latency_picks = picks
@@ -192,8 +194,11 @@ class Interfaces:
         for tr in trackers:
             st = self.status[tr.iface.name]
             tr.start(self.link_up(tr.iface.name), online=st.online)
+        self.passive.sync(self.trackers, {n: self.mark_of(t.iface) for n, t in
+                                          self.trackers.items()}, self.cfg.globals.mmx_mask)
 
     async def close_trackers(self) -> None:
+        self.passive.close()
         await asyncio.gather(*(tr.close() for tr in self.trackers.values()),
                              return_exceptions=True)
         self.trackers.clear()
@@ -214,9 +219,9 @@ class Interfaces:
 
     def _quality_apply(self, step: Step) -> None:
         """A new apply when quality changes what a quality-aware policy chooses."""
-        if "degraded" in step.events or "healthy" in step.events:
-            if any(p.avoid_degraded or p.balance == "latency" for p in self.cfg.policies):
-                self._request_apply()
+        changed = "degraded" in step.events or "healthy" in step.events
+        if changed and any(p.avoid_degraded or p.balance == "latency" for p in self.cfg.policies):
+            self._request_apply()
         if step.verdicts and any(p.balance == "latency" for p in self.cfg.policies):
             before = dict(self.latency_picks)
             self.runtime()  # refreshes the picks

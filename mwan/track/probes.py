@@ -61,9 +61,9 @@ from dataclasses import asdict, dataclass
 
 from ..config.model import HTTPS_PORT, TRACK_METHODS, TRACK_PORTS
 from .packets import (  # noqa: F401 - re-exported for callers and tests
+    DNS_TYPES,
     ETH_P_ARP,
     IcmpMessage,
-    DNS_TYPES,
     arp_request,
     checksum,
     dns_query,

@@ -213,11 +213,13 @@ class Tracker:
 
     def suspect(self, reason: str) -> bool:
         """Real traffic looks unanswered: probe now instead of at the next round (probes
-        still decide).  At most once per ``failure_interval``; only while online and
-        between rounds.  Returns whether a round was started."""
+        still decide).  Only while in the policies (online, disconnecting), between
+        rounds, at most once per ``timeout`` (a failing round lasts that long), so
+        while the evidence goes on the ``down`` rounds come one after the other.
+        Returns whether a round was started."""
         now = self._clock()
-        if (self.state.status != Status.ONLINE or self._round is not None
-                or now - self._last_suspect < self.params.failure_interval):
+        if (not self.state.online or self._round is not None
+                or now - self._last_suspect < self.iface.timeout):
             return False
         self._last_suspect = now
         self.suspicions += 1

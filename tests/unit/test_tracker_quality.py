@@ -138,19 +138,20 @@ def test_without_levels_mwan3s_verdicts_only() -> None:
     asyncio.run(main())
 
 
-def test_suspicion_starts_a_round_now_at_most_once_per_failure_interval() -> None:
+def test_suspicion_starts_a_round_now_at_most_once_per_timeout() -> None:
     async def main() -> None:
         w = World()
-        tr, _ = make(w, interval=3600, failure_interval=3600, recovery_interval=3600)
+        tr, _ = make(w, interval=3600, failure_interval=3600, recovery_interval=3600,
+                     timeout=10)
         tr.start(device_up=True)
         await until(lambda: w.rounds == 1)
         await asyncio.sleep(0.05)
         assert w.rounds == 1  # the next round is an hour away
         assert tr.suspect("3 new TCP connections unanswered")
         await until(lambda: w.rounds == 2)
-        assert not tr.suspect("again")  # within failure_interval (fake clock)
+        assert not tr.suspect("again")  # within timeout (fake clock)
         assert tr.snapshot()["suspicions"] == 1
-        w.now += 3601
+        w.now += 11
         assert tr.suspect("later")
         await until(lambda: w.rounds == 3)
         await tr.close()
