@@ -112,8 +112,10 @@ class UsageBook:
                 continue
             u = self.get(iface.name)
             start = period_start(iface.data_cap_period, now)
-            if u.period_start != start:
-                if u.period_start is not None and u.announced:
+            if u.period_start is None:  # the first reading with a cap: this period
+                u.period_start = start
+            elif u.period_start != start:
+                if u.announced:
                     out.append(CapEvent(iface.name, "datacap_reset", f"a new {iface.data_cap_period} "
                                         f"period: {size_text(u.period_bytes)} were used"))
                 u.period_start, u.period_bytes, u.announced = start, 0, 0
