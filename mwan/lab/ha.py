@@ -104,6 +104,22 @@ def ha_section(r: str, isps: int, advert_int: float, run_dir: str, conf_dir: str
     return "\n".join(lines) + "\n"
 
 
+def stop_process(proc: subprocess.Popen[Any], grace: float = 4.0) -> None:
+    """SIGTERM ``proc``'s process group, SIGKILL after ``grace`` seconds (by pid, never a name)."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 class HaRouter(MwanRouter):
     """mwan in router ``r`` of an :class:`HaLab`, with its keepalived and conntrackd."""
 
@@ -172,7 +188,7 @@ class HaRouter(MwanRouter):
     def stop_ha(self) -> None:
         for proc in (self.keepalived, self.conntrackd):
             if proc is not None:
-                Lab._stop(proc, grace=4.0)
+                stop_process(proc, grace=4.0)
         self.keepalived = self.conntrackd = None
 
     def status(self) -> dict[str, Any]:
@@ -381,7 +397,7 @@ class HaLab(Lab):
         router = self.routers[r]
         if router.keepalived is None or router.keepalived.poll() is not None:
             if router.keepalived is not None:
-                Lab._stop(router.keepalived, grace=4.0)
+                stop_process(router.keepalived, grace=4.0)
             router.keepalived = router.spawn(router.paths().keepalived_argv(), "keepalived.out")
 
     def close(self) -> None:

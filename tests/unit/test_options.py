@@ -27,7 +27,8 @@ EXAMPLE = resources.files("mwan").joinpath("data/mwan3.example").read_text()
 # model fields that are not options: the section's name and line, and what validate derives
 DERIVED = {"globals": {"line"}, "interface": {"name", "id", "line"},
            "member": {"name", "line"}, "policy": {"name", "line"},
-           "rule": {"name", "src_device", "line"}, "notify": {"name", "line"}}
+           "rule": {"name", "src_device", "line"}, "notify": {"name", "line"},
+           "ha": {"name", "vips", "line"}}  # issue 13
 
 
 def specs(stype: str) -> dict[str, Spec]:
@@ -45,10 +46,12 @@ def test_every_model_field_is_an_option_or_derived(stype: str) -> None:
 def test_list_options_and_root_only_come_from_the_tables() -> None:
     assert LIST_OPTIONS == {"track_ip", "flush_conntrack", "use_member", "rt_table_lookup",
                             "src_ip", "dest_ip", "src_port", "dest_port", "web_listen",
-                            "header", "event"}  # notify (issue 15)
+                            "header", "event",  # notify (issue 15)
+                            "virtual_address"}  # ha (issue 13)
     # the security review's root-only options (issue 11): the web UI may not change them
     assert ROOT_ONLY == {"user_script", "web_cert", "web_key", "web_password_hash",
-                         "state_dir", "secret"}  # issue 15: usage file, webhook secret
+                         "state_dir", "secret",  # issue 15: usage file, webhook secret
+                         "run_dir", "conf_dir"}  # issue 13: where root's HA files go
     assert pages.ROOT_ONLY is ROOT_ONLY
 
 
