@@ -376,6 +376,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self._reload_safe()))
+        await self._sync_notify()  # before the first apply: its ifup events are sent too
         await self._adopt()
         await self.loop.start()
         self.loop.request()
@@ -389,7 +390,6 @@ class Daemon:
         self.ifaces.start_trackers(self.ifaces.sync_trackers())
         await self.control.start()
         await self._sync_web()
-        await self._sync_notify()
         self._tasks.append(asyncio.create_task(self.usage.run()))
         write_pid(self.run_dir)
         log.info("mwan started: %d interfaces, %d policies, %d rules",
