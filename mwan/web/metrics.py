@@ -66,6 +66,7 @@ class _DaemonCollector(Collector):
         yield trans
         yield from _quality_metrics(rep)
         yield from _usage_metrics(rep)
+        yield from ha_metrics(rep)
         pk = CounterMetricFamily("mwan_rule_packets", "packets matched by a user rule",
                                  labels=["rule", "family", "policy"])
         by = CounterMetricFamily("mwan_rule_bytes", "bytes matched by a user rule",
@@ -164,6 +165,38 @@ def _usage_metrics(rep: dict[str, Any]) -> Iterator[Metric]:
         failed.add_metric([name], float(n["failed"]))
         dropped.add_metric([name], float(n["dropped"]))
     yield from (sent, failed, dropped)
+
+
+HA_ROLES = ("MASTER", "BACKUP", "FAULT", "STOPPED", "UNKNOWN")
+HA_SYNC = ("ok", "link-down", "peer-unreachable", "conntrackd-down")
+
+
+def ha_metrics(rep: dict[str, Any]) -> Iterator[Metric]:
+    """This router's VRRP role and the conntrack sync (config ha only, issue 13)."""
+    ha = rep.get("ha")
+    if not ha:
+        return
+    role = GaugeMetricFamily("mwan_ha_role", "1 for this router's VRRP role (from keepalived's "
+                             "notify hook)", labels=["role"])
+    for r in HA_ROLES:
+        role.add_metric([r], 1.0 if ha["role"] == r else 0.0)
+    sync = GaugeMetricFamily("mwan_ha_sync_state", "1 for the state of the conntrack sync",
+                             labels=["state"])
+    for st in HA_SYNC:
+        sync.add_metric([st], 1.0 if ha["sync"] == st else 0.0)
+    ok = GaugeMetricFamily("mwan_ha_sync_ok", "1 while the sync link is up, conntrackd answers "
+                           "and the peer is reachable")
+    ok.add_metric([], 1.0 if ha["sync"] == "ok" else 0.0)
+    yield from (role, sync, ok)
+    stats = ha.get("stats")
+    if stats:
+        flows = GaugeMetricFamily("mwan_ha_sync_flows", "flows in conntrackd's caches (internal: "
+                                  "this router's, external: the peer's)", labels=["cache"])
+        for cache in ("internal", "external"):
+            flows.add_metric([cache], float(stats[cache]))
+        lost = CounterMetricFamily("mwan_ha_sync_lost_messages", "sync messages lost")
+        lost.add_metric([], float(stats["lost"]))
+        yield from (flows, lost)
 
 
 class Metrics:

@@ -151,6 +151,22 @@ def quality_note(st: dict[str, Any]) -> str:
     return f'{degraded}<br><small class="window">{E(window)}</small>'
 
 
+def ha_html(ha: dict[str, Any] | None) -> str:
+    """This router's VRRP role and the sync (config ha only; read by mwan.ha.status)."""
+    if not ha:
+        return ""
+    sync = ha["sync"]
+    why = {"ok": "ok", "link-down": f"broken: {ha['sync_device']} is {ha['link']}",
+           "peer-unreachable": f"broken: peer {ha['peer']} unreachable",
+           "conntrackd-down": "broken: conntrackd does not answer"}.get(sync, sync)
+    stats = ha.get("stats") or {}
+    flows = (f", {stats['internal']} flows here, {stats['external']} from the peer"
+             if stats else "")
+    return (f'<p id="ha" class="ha" data-role="{E(ha["role"])}" data-sync="{E(sync)}">'
+            f'HA role <b>{E(ha["role"])}</b>; sync with {E(ha["peer"])}: '
+            f'<span class="{"ok" if sync == "ok" else "bad"}">{E(why)}</span>{E(flows)}</p>')
+
+
 def overview_body(rep: dict[str, Any], events: list[dict[str, Any]], now: float,
                   csrf: str) -> str:
     rows = []
@@ -179,7 +195,7 @@ def overview_body(rep: dict[str, Any], events: list[dict[str, Any]], now: float,
              '<th>last hour</th><th>usage</th><th></th></tr></thead><tbody>' + "".join(rows)
              + '</tbody></table>')
     return (f'<h1>Overview</h1><p class="meta">up {hms(rep.get("uptime_s"))}, last apply '
-            f'{_ms(rep.get("last_apply_ms"))}</p>{table}<h2>Policies</h2>'
+            f'{_ms(rep.get("last_apply_ms"))}</p>{ha_html(rep.get("ha"))}{table}<h2>Policies</h2>'
             f'{policies_html(rep["policies"])}<h2>Recent events</h2>{events_table(events)}')
 
 

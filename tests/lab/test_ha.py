@@ -15,11 +15,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import jsonschema
 import pytest
 
 from mwan.lab import Lab
 from mwan.lab.ha import HaLab
 from mwan.lab.router import lab_interfaces
+from mwan.report.schema import SCHEMAS
 
 pytestmark = pytest.mark.lab
 
@@ -112,7 +114,9 @@ def test_primary_dies_flows_survive_failback_and_second_failover(ha_lab: HaLab) 
     """Links of A cut → B; A returns (stays backup); B's keepalived SIGTERM → A; no flow lost."""
     lab = ha_lab
     assert lab.master() == "a"
-    st = lab.routers["a"].status()["ha"]
+    full = lab.routers["a"].status()
+    jsonschema.Draft202012Validator(SCHEMAS["status"]).validate(full)  # the documented schema
+    st = full["ha"]
     assert st["role"] == "MASTER" and st["sync"] == "ok", st
     assert lab.routers["b"].status()["ha"]["role"] == "BACKUP"
     flows = start_flows(lab, duration=30)

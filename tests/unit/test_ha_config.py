@@ -286,3 +286,33 @@ def test_status_text_shows_the_role_and_a_broken_sync() -> None:
     stopped = text.ha({"ha": {**st, "role": "STOPPED", "sync": "ok"}}, 160.0)
     assert "keepalived is not running; its hook last said BACKUP" in stopped
     assert text.ha({}, 0) == ""
+
+
+# ------------------------------------------------------------------ web UI and /metrics
+
+HA_STATE = {"role": "MASTER", "last_role": "MASTER", "role_since": 1.0, "keepalived": True,
+            "sync": "link-down", "sync_device": "sync0", "link": "down", "peer": "10.254.0.2",
+            "peer_neighbour": None,
+            "stats": {"internal": 20, "external": 3, "sent": 1, "received": 1, "send_errors": 0,
+                      "receive_errors": 0, "lost": 4}}
+
+
+def test_overview_shows_the_role_and_a_broken_sync() -> None:
+    from mwan.web.pages import ha_html
+    out = ha_html(HA_STATE)
+    assert 'data-role="MASTER"' in out and 'data-sync="link-down"' in out
+    assert "broken: sync0 is down" in out and "20 flows here, 3 from the peer" in out
+    assert ha_html(None) == ""
+
+
+def test_metrics_ha_role_and_sync() -> None:
+    from mwan.web.metrics import ha_metrics
+    fams = {f.name: f for f in ha_metrics({"ha": HA_STATE})}
+    roles = {s.labels["role"]: s.value for s in fams["mwan_ha_role"].samples}
+    assert roles["MASTER"] == 1.0 and roles["BACKUP"] == 0.0
+    assert fams["mwan_ha_sync_ok"].samples[0].value == 0.0
+    sync = {s.labels["state"]: s.value for s in fams["mwan_ha_sync_state"].samples}
+    assert sync["link-down"] == 1.0 and sync["ok"] == 0.0
+    flows = {s.labels["cache"]: s.value for s in fams["mwan_ha_sync_flows"].samples}
+    assert flows == {"internal": 20.0, "external": 3.0}
+    assert list(ha_metrics({})) == []
