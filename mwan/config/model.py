@@ -205,6 +205,9 @@ class Policy:
                                   "before balance latency switches")
     avoid_degraded: bool = opt(Bool(), False, "a degraded member gets new connections only "
                                "when no healthy member of its tier is online")
+    # failback control (mwan addition, issue 15; daemon/failback)
+    failback: str = opt(Choice(("keep", "move")), "keep", "when a preferred member is back: "
+                        "keep connections, or move them (conntrack)")
     line: int = 0
 
 

@@ -38,6 +38,7 @@ from .uci import UciSection, UciSyntaxError, parse_uci
 T = TypeVar("T")
 
 MAX_NAME = 15
+MAX_LABEL_BITS = 128  # conntrack label bits (failback move, issue 15)
 
 # derived from the option tables (mwan.config.model): never listed by hand
 KNOWN_OPTIONS = {stype: {s.name for s in specs} for stype, specs in SECTION_TABLES.items()}
@@ -217,8 +218,12 @@ def _read_member(r: _Reader) -> Member:
                   line=r.section.line)
 
 
-def _read_policy(r: _Reader) -> Policy:
-    return Policy(name=r.section.name, **r.options(), line=r.section.line)
+def _read_policy(r: _Reader, index: int) -> Policy:
+    p = Policy(name=r.section.name, **r.options(), line=r.section.line)
+    if p.failback == "move" and index >= MAX_LABEL_BITS:
+        r.problem("failback", f"move marks the policy's connections with conntrack label bit "
+                  f"{index} (its position); the kernel has {MAX_LABEL_BITS}: move it up")
+    return p
 
 
 def _read_rule(r: _Reader) -> Rule:
@@ -400,7 +405,7 @@ def build_config(sections: tuple[UciSection, ...], path: str,
         elif sec.type == "member":
             members.append(_read_member(r))
         elif sec.type == "policy":
-            policies.append(_read_policy(r))
+            policies.append(_read_policy(r, len(policies)))
         elif sec.type == "rule":
             rules.append(_read_rule(r))
         elif sec.type == "ha":

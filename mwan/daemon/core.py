@@ -33,6 +33,7 @@ from .applyloop import ApplyLoop, Links
 from .configcheck import candidate_desired, refusal_message
 from .control import PID_NAME, ControlError, ControlServer, int_arg, str_arg
 from .door import DaemonEvent, Listener
+from .failback import Failback
 from .ifstate import IfaceStatus
 from .interfaces import Interfaces
 from .sdnotify import Notifier
@@ -79,6 +80,7 @@ class Daemon:
         self._saved_online: dict[str, bool] | None = None
         self.web: Any = None  # mwan.web.lifecycle.WebLifecycle, once the UI was enabled
         self.webhooks: Any = None  # mwan.notify.service.NotifyService, once a notify section
+        self.failback = Failback()  # failback 'move' policies (issue 15)
         self.usage = UsageMeter(self.cfg, self._k_usage, self._on_cap_event, self.loop.request)
         self.notify = Notifier()
         self.use = UseGroups(run_dir)
@@ -199,6 +201,8 @@ class Daemon:
             self.ifaces.event_log.append(entry)
             self._publish(DaemonEvent("repair", entry[0], reason=entry[3]))
         self._publish(DaemonEvent("apply", now, seconds=result.seconds))
+        await self.failback.after_apply(self.cfg, self.runtime(),
+                                        lambda n: self.mark_of(self.cfg.interface(n)), self.kernel)
         if self.web is not None:
             await self.web.retry()
         self.ifaces.resume_trackers()

@@ -194,9 +194,13 @@ def classify_chains(cfg: Config, space: MarkSpace, runtime: Mapping[str, IfaceRu
 
 def policy_chains(cfg: Config, space: MarkSpace, choices: list[PolicyChoice]) -> list[NftChain]:
     out = []
+    moving = {p.name: k for k, p in enumerate(cfg.policies) if p.failback == "move"}
     for choice in choices:
+        # failback move (daemon/failback): the policy's connections carry its label bit
+        label = (({"mangle": {"key": X.ct("label"), "value": moving[choice.policy]}},),) \
+            if choice.policy in moving else ()
         out.append(NftChain(policy_chain(choice.policy, choice.family),
-                            (policy_verdict(cfg, space, choice),)))
+                            label + (policy_verdict(cfg, space, choice),)))
     return out
 
 
