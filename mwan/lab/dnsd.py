@@ -19,7 +19,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,8 @@ RCODES = {"NOERROR": 0, "SERVFAIL": 2, "NXDOMAIN": 3, "REFUSED": 5}
 
 def question_name(query: bytes) -> str:
     """The first question's name (``.`` for the root), or ``?`` if it cannot be read."""
-    labels, off = [], 12
+    labels: list[str] = []
+    off = 12
     while off < len(query):
         n = query[off]
         if n == 0:
@@ -102,7 +102,7 @@ def start(lab: Lab, address: str, *, rcode: str = "NXDOMAIN", delay_file: Path |
     args += ["--delay-file", str(delay_file)] if delay_file else []
     args += ["--log", str(log)] if log else []
     proc = lab.popen(lab.inet, lab.python("mwan.lab.dnsd", *args), stdout=subprocess.PIPE,
-                     stderr=tempfile.TemporaryFile())
+                     stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], 10)
     if not ready or proc.stdout.readline().strip() != b"ready":
