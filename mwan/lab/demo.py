@@ -8,6 +8,9 @@
     sudo ./scripts/demo.sh loss wanb 30     # 30 % random loss at ISP 2 (0 removes it)
     sudo ./scripts/demo.sh mwan3 interfaces # any mwan3 command, run in the router
     sudo ./scripts/demo.sh stop             # remove everything
+    sudo ./scripts/demo.sh start --ha       # two routers, keepalived + conntrackd
+    sudo ./scripts/demo.sh fail-router a    # router a dies; b takes over with the flows
+    sudo ./scripts/demo.sh restore-router a # a returns as backup
 
 ``start`` detaches a supervisor process that builds the lab (router, three
 ISPs, two LAN clients, an "internet"), writes the router's mwan3 config (a
@@ -79,6 +82,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         argv += ["--port", str(args.port)]
     if args.no_web:
         argv.append("--no-web")
+    if args.ha:
+        argv.append("--ha")
     with open(sd.log_file, "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, pass_fds=(lock_fd,),
@@ -114,9 +119,14 @@ Try:
   ./scripts/demo.sh cut wanb --carrier # ... or loses carrier
   ./scripts/demo.sh restore wanb
   ./scripts/demo.sh loss wanb 30       # 30 % loss (loss wanb 0 removes it)
-  ./scripts/demo.sh mwan3 status       # = ip netns exec {state['router']} mwan3 ... status
+  ./scripts/demo.sh mwan3 status       # = ip netns exec {state['router']} mwan3 ... status{HA_TRY if state.get("ha") else ""}
   ./scripts/demo.sh stop               # remove everything""")
     return 0
+
+
+HA_TRY = """
+  ./scripts/demo.sh fail-router a      # router a dies (every link down): b takes over
+  ./scripts/demo.sh restore-router a   # a returns as backup (no preemption)"""
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -137,6 +147,8 @@ def cleanup(sd: StateDir, keep_lock: bool = False) -> list[str]:
                            check=False, stdin=subprocess.DEVNULL)
         delete_namespaces(names)
         remove_owner(str(state.get("lab", "")))
+        if state.get("ha_dir"):
+            shutil.rmtree(str(state["ha_dir"]), ignore_errors=True)
         left = [n for n in names if n in netns_names()]
     if keep_lock:
         for f in sd.path.iterdir():
@@ -222,6 +234,14 @@ def cmd_loss(args: argparse.Namespace) -> int:
     return _ask(args, "loss", wan=args.wan, percent=args.percent)
 
 
+def cmd_fail_router(args: argparse.Namespace) -> int:
+    return _ask(args, "fail-router", router=args.router, how=args.how)
+
+
+def cmd_restore_router(args: argparse.Namespace) -> int:
+    return _ask(args, "restore-router", router=args.router)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     sd = StateDir(args.state_dir)
     state = _running_state(sd)
@@ -236,6 +256,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         shares = "  ".join(f"{w}: {n}" for w, n in sorted(t.get("wans", {}).items()))
         print(f"LAN connections in the last {t.get('window', 0):g} s: {shares or '-'}  "
               f"failed: {t.get('failed', 0)}")
+    if state.get("ha"):
+        with contextlib.suppress(OSError, ValueError):
+            print(request(sd, "ha", timeout=10).get("message", ""))
     print()
     sys.stdout.flush()
     return subprocess.run(mwan3_argv(state, "status"), check=False,
@@ -252,7 +275,8 @@ def cmd_mwan3(args: argparse.Namespace) -> int:
 
 # -- arguments -----------------------------------------------------------------
 
-COMMANDS = ("start", "stop", "status", "cut", "restore", "loss", "mwan3", "_supervise")
+COMMANDS = ("start", "stop", "status", "cut", "restore", "loss", "mwan3", "fail-router",
+            "restore-router", "_supervise")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -275,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-forward", action="store_true", help="do not forward a host port")
     p.add_argument("--password", help="the web UI's password (default: a random one)")
     p.add_argument("--no-web", action="store_true", help="leave the web UI off in the config")
+    p.add_argument("--ha", action="store_true", help="two routers a and b with keepalived and "
+                   "conntrackd (the web UI and `mwan3` are router a's)")
     add("stop", cmd_stop, "stop mwan, remove the lab and the state dir")
     add("status", cmd_status, "whether the demo runs, its URL, traffic and `mwan3 status`")
     p = add("cut", cmd_cut, "an ISP stops forwarding (upstream outage, carrier stays up)")
@@ -286,12 +312,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("loss", cmd_loss, "random packet loss at an ISP")
     p.add_argument("wan", type=wan_number, help="wan, wanb, wanc or 1, 2, 3")
     p.add_argument("percent", type=float, metavar="PCT", help="0..100 (0 removes the loss)")
+    p = add("fail-router", cmd_fail_router, "--ha demos: kill router a or b (every link down, "
+            "or --how keepalived: SIGTERM to its keepalived)")
+    p.add_argument("router", choices=("a", "b"))
+    p.add_argument("--how", choices=("links", "keepalived"), default="links")
+    p = add("restore-router", cmd_restore_router, "--ha demos: bring router a or b back")
+    p.add_argument("router", choices=("a", "b"))
     p = add("mwan3", cmd_mwan3, "run an mwan3 command in the router, e.g. `mwan3 interfaces`")
     p.add_argument("args", nargs=argparse.REMAINDER, help="mwan3's arguments")
     p = add("_supervise", supervise, None)
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--lock-fd", type=int, default=None)
     p.add_argument("--no-web", action="store_true")
+    p.add_argument("--ha", action="store_true")
     return ap
 
 

@@ -29,6 +29,8 @@ from typing import Any
 
 from mwan.daemon.control import exchange_line
 from mwan.lab.forward import Forwarder
+from mwan.lab.ha import HOST as HA_HOST
+from mwan.lab.ha import ROUTERS, HaLab
 from mwan.lab.lab import Lab
 from mwan.lab.netns import ns_argv
 from mwan.lab.router import MwanRouter, wan_name
@@ -115,6 +117,18 @@ def demo_interfaces(lab: Lab) -> str:
 
 def demo_config(lab: Lab, password_hash: str | None = None) -> str:
     return demo_globals(lab, password_hash) + "\n" + demo_interfaces(lab) + POLICIES
+
+
+def ha_demo_config(lab: Lab, password_hash: str | None = None) -> str:
+    """The two-router demo's shared config: IPv4 only (VRRP here is v4), the web UI on every
+    address (each router's own LAN address; the LAN VIP moves)."""
+    glob = demo_globals(lab, password_hash).replace(
+        f"\tlist web_listen '{lab.lan_gateway(4)}'", "\tlist web_listen '0.0.0.0'")
+    policies = "\n".join(line for line in POLICIES.split("\n")
+                          if "wan6" not in line and "wanb6" not in line)
+    policies = policies.replace("config member 'wan6_m1'\n", "").replace(
+        "config member 'wanb6_m1'\n", "")
+    return glob + "\n" + demo_interfaces(lab) + policies
 
 
 def wan_number(name: str) -> int:
@@ -251,6 +265,8 @@ class Supervisor:
         lab = self.lab
         if cmd == "ping":
             return "pong"
+        if cmd in ("fail-router", "restore-router", "ha"):
+            return self.handle_ha(req)
         k = int(req.get("wan", 0))
         if not 1 <= k <= lab.isps:
             raise ValueError(f"no WAN {k}")
@@ -270,6 +286,26 @@ class Supervisor:
             lab.set_loss(k, pct)
             return f"{name}: {pct:g} % random loss at ISP {k}" if pct else f"{name}: no loss"
         raise ValueError(f"unknown request {cmd!r}")
+
+    def handle_ha(self, req: dict[str, Any]) -> str:
+        """fail-router / restore-router R, and ``ha`` (both routers' roles), in --ha demos."""
+        lab = self.lab if isinstance(self.lab, HaLab) else None
+        if lab is None:
+            raise ValueError("not an HA demo: start it with ./scripts/demo.sh start --ha")
+        if req["cmd"] == "ha":
+            roles = {r: lab.routers[r].role() or "?" for r in ROUTERS
+                     if os.path.exists(f"/run/netns/{lab.ns_of(r)}")}
+            return (f"VRRP roles: {', '.join(f'{r}: {v}' for r, v in roles.items())}; "
+                    f"the LAN VIP {lab.lan_gateway(4)} is on {lab.master() or 'no router'}")
+        r = str(req.get("router", "")).lower()
+        if r not in ROUTERS:
+            raise ValueError(f"no router {r!r}: use a or b")
+        if req["cmd"] == "fail-router":
+            how = str(req.get("how") or "links")
+            lab.fail_router(r, how)
+            return f"router {r}: {'every link down' if how == 'links' else how + ' stopped'}"
+        lab.restore_router(r)
+        return f"router {r}: links up, keepalived running (it returns as backup)"
 
     async def serve_client(self, reader: asyncio.StreamReader,
                            writer: asyncio.StreamWriter) -> None:
@@ -296,7 +332,9 @@ class Supervisor:
             loop.add_signal_handler(sig, self.stop.set)
         fwd = None
         if self.port is not None:
-            fwd = Forwarder(self.lab.router, self.lab.lan_gateway(4), WEB_PORT, port=self.port)
+            web_addr = (f"192.168.1.{HA_HOST['a']}" if isinstance(self.lab, HaLab)
+                        else self.lab.lan_gateway(4))
+            fwd = Forwarder(self.lab.router, web_addr, WEB_PORT, port=self.port)
             await fwd.start()
         with contextlib.suppress(FileNotFoundError):
             self.sd.socket.unlink()
@@ -333,7 +371,7 @@ def supervise(args: argparse.Namespace) -> int:
         print("another demo holds the lock", file=sys.stderr)
         return 1
     password = os.environ.pop(PASSWORD_ENV, None) or secrets.token_urlsafe(9)
-    lab = Lab(isps=ISPS, clients=CLIENTS)
+    lab: Lab = HaLab(isps=ISPS, clients=CLIENTS) if args.ha else Lab(isps=ISPS, clients=CLIENTS)
     sd.router_dir.mkdir(parents=True, exist_ok=True)
     router = MwanRouter(lab, workdir=str(sd.router_dir))
     state: dict[str, Any] = {
@@ -342,7 +380,7 @@ def supervise(args: argparse.Namespace) -> int:
         "password": None if args.no_web else password, "port": args.port,
         "url": None if args.port is None else f"http://127.0.0.1:{args.port}/",
         "web": f"http://{lab.lan_gateway(4)}:{WEB_PORT}/",
-        "supervisor_pid": os.getpid(), "ready": False,
+        "supervisor_pid": os.getpid(), "ready": False, "ha": bool(args.ha),
     }
     sd.write(state)
     rc = 1
@@ -353,12 +391,20 @@ def supervise(args: argparse.Namespace) -> int:
         if not args.no_web:
             from mwan.web.auth import hash_password
             pw_hash = hash_password(password)
-        router.write_config(demo_config(lab, pw_hash))
-        res = router.cli("start", check=False)
-        print(f"$ mwan3 start\n{res.stdout}{res.stderr}", end="", flush=True)
-        if res.returncode != 0:
-            print(router.log(), flush=True)
-            return 1
+        if isinstance(lab, HaLab):  # two routers: mwan, conntrackd, keepalived in each
+            lab.start(ha_demo_config(lab, pw_hash))
+            router = lab.routers["a"]
+            state.update(router_dir=router.dir, config=router.config, run_dir=router.run_dir,
+                         web=f"http://192.168.1.{HA_HOST['a']}:{WEB_PORT}/",
+                         routers={r: lab.ns_of(r) for r in ROUTERS}, ha_dir=lab.ha_dir)
+            sd.write(state)
+        else:
+            router.write_config(demo_config(lab, pw_hash))
+            res = router.cli("start", check=False)
+            print(f"$ mwan3 start\n{res.stdout}{res.stderr}", end="", flush=True)
+            if res.returncode != 0:
+                print(router.log(), flush=True)
+                return 1
         asyncio.run(Supervisor(sd, lab, router, state, args.port).run())
         rc = 0
     except (OSError, RuntimeError) as e:  # LabError is a RuntimeError
