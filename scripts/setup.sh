@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(nftables python3-nftables python3-systemd iproute2 conntrack python3-venv iptables iperf3 procps iputils-ping curl chromium chromium-driver keepalived conntrackd
-    fakeroot binutils lintian dnsmasq-base udhcpc prometheus)  # the package build, DHCP lab, promtool
+    fakeroot binutils lintian dnsmasq-base udhcpc prometheus zsh)  # the package build, DHCP lab, promtool, zsh completion test
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

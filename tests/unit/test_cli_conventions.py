@@ -58,10 +58,29 @@ def test_bash_completes_commands_options_and_interfaces(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
-def test_zsh_script_parses(tmp_path: Path) -> None:
+def test_zsh_completes_interfaces_and_options(tmp_path: Path) -> None:
+    """The completion function with zsh's completion builtins stubbed to print their matches."""
     script = tmp_path / "_mwan3"
     script.write_text(completion.zsh_script(build_parser()))
     subprocess.run(["zsh", "-n", str(script)], check=True)
+    shim = tmp_path / "mwan3"
+    shim.write_text(f"#!/bin/sh\nexec {sys.executable} -m mwan.cli.main \"$@\"\n")
+    shim.chmod(0o755)
+    stubs = ("compdef() { :; }; _describe() { shift 3; print -l -- ${(P)1}; }; "
+             "compadd() { shift; print -l -- \"$@\"; }; source \"$1\"; ")
+
+    def complete(words: list[str]) -> list[str]:
+        array = " ".join(f"'{w}'" for w in words)
+        out = subprocess.run(
+            ["zsh", "-f", "-c", stubs + f"words=({array}); CURRENT={len(words)}; "
+             f"PREFIX='{words[-1]}'; _mwan3", "zsh", str(script)], capture_output=True,
+            text=True, check=True, cwd=ROOT,
+            env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+        return out.stdout.split()
+
+    assert complete(["mwan3", "--config", str(EXAMPLE), "ifdown", "w"]) == \
+        ["wan", "wan6", "wanb", "wanb6"]
+    assert "--watch" in complete(["mwan3", "status", "--w"])
 
 
 def test_zsh_script_names_every_command() -> None:
