@@ -1,13 +1,23 @@
 """Failover time in the lab: from a fault to the first new connection through the backup.
 
     sudo .venv/bin/python -m bench.failover_bench [--trials 10] [--defaults-trials 3]
+        [--subsecond-trials 10] [--passive-trials 5] [--loss-minutes 3]
 
 Three cases, each over N trials (medians reported):
 
 * upstream outage (ISP drops everything, carrier up) with ``interval 1``,
   ``down 3``, ``timeout 1``: target <= interval x down + timeout + 0.2 s;
 * the same with mwan3's defaults (interval 10, down 5, timeout 4, up 5);
-* carrier loss (the ISP side of the link goes down): target < 0.3 s.
+* carrier loss (the ISP side of the link goes down): target < 0.3 s;
+* (issue 14) an upstream outage with ``interval 0.2 / down 3 / timeout 0.2``:
+  target <= 1 s;
+* (issue 14) mwan3's detection timers (interval 10, down 5, timeout 4) under
+  20 new LAN connections/s, probes only against ``track_passive``: target
+  under half the probe-only time (recovery_interval 1 / up 2 between trials,
+  which does not change detection);
+* (issue 14, ``--loss-minutes``) 15 % random loss with a 60 s window and
+  ``warn_loss 10``: degraded within one window, then no level or online
+  change for the minutes given.
 
 A LAN client opens a new TCP connection every 20 ms (bench/failover_probe.py)
 and logs which WAN the server saw; the fault time is taken just after the
@@ -46,15 +56,20 @@ config rule 'all'
 
 FAST = {"interval": 1, "failure_interval": 1, "recovery_interval": 1, "timeout": 1, "down": 3, "up": 3}
 DEFAULTS = {"interval": 10, "timeout": 4, "down": 5, "up": 5}
+# sub-second timers (issue 14): new connections on the backup within 1 s
+SUBSECOND = {"interval": "0.2", "failure_interval": "0.2", "recovery_interval": "0.2",
+             "timeout": "0.2", "down": 3, "up": 3}
+# mwan3's detection timers, recovery sped up between trials (it does not change detection)
+DEFAULTS_QUICK_BACK = {**DEFAULTS, "failure_interval": 10, "recovery_interval": 1, "up": 2}
 
 
 class Watcher:
     """The client-side prober: new connections every 20 ms, with the WAN each took."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Lab, every: float = 0.02) -> None:
         self.lab = lab
         self.proc = lab.popen(lab.client_ns(1), [sys.executable, "-m", "bench.failover_probe",
-                                                 lab.server_addr(4)],
+                                                 lab.server_addr(4), "--every", str(every)],
                               stdout=subprocess.PIPE, text=True, bufsize=1)
 
     def first_on(self, wan: int, after: float, limit: float) -> float | None:
@@ -86,12 +101,12 @@ def wait_online(r: MwanRouter, name: str, limit: float) -> None:
 
 
 def trials(lab: Lab, opts: dict[str, Any], n: int, fault: Callable[[], None],
-           repair: Callable[[], None], limit: float) -> list[float]:
+           repair: Callable[[], None], limit: float, every: float = 0.02) -> list[float]:
     text = lab_interfaces(lab, ipv6=False, track_ip=lab.track_targets(4)[:2], **opts) + POLICY
     out = []
     with MwanRouter(lab, text) as r:
         r.start()
-        watcher = Watcher(lab)
+        watcher = Watcher(lab, every)
         try:
             for i in range(n):
                 wait_online(r, "wan", limit * 2)
@@ -116,9 +131,37 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--defaults-trials", type=int, default=10,
                     help="trials with mwan3's default timers (each takes ~1.5 min)")
+    ap.add_argument("--subsecond-trials", type=int, default=10,
+                    help="trials with interval 0.2 / down 3 / timeout 0.2")
+    ap.add_argument("--passive-trials", type=int, default=0,
+                    help="trials with mwan3's detection timers under 20 new connections/s, "
+                         "probe-only and with track_passive (each ~1 min)")
+    ap.add_argument("--loss-minutes", type=float, default=0,
+                    help="15 %% random loss: time to degraded, then watch for flaps")
     a = ap.parse_args()
     rows = []
     with Lab(isps=2, clients=1, ipv6=False) as lab:
+        if a.subsecond_trials:
+            print("upstream outage, interval 0.2 / down 3 / timeout 0.2:", flush=True)
+            sub = trials(lab, SUBSECOND, a.subsecond_trials, lambda: lab.outage(1),
+                         lambda: lab.end_outage(1), 5)
+            rows.append(("outage, interval 0.2 down 3 timeout 0.2", sub, 1.0))
+        if a.passive_trials:
+            print("upstream outage, mwan3 timers, 20 new conn/s, probes only:", flush=True)
+            probe_only = trials(lab, DEFAULTS_QUICK_BACK, a.passive_trials,
+                                lambda: lab.outage(1), lambda: lab.end_outage(1), 90, 0.05)
+            rows.append(("mwan3 timers, probes only", probe_only, 10 * 5 + 4 + 0.2))
+            print("upstream outage, mwan3 timers, 20 new conn/s, track_passive:", flush=True)
+            passive = trials(lab, {**DEFAULTS_QUICK_BACK, "track_passive": 1},
+                             a.passive_trials, lambda: lab.outage(1),
+                             lambda: lab.end_outage(1), 90, 0.05)
+            rows.append(("mwan3 timers, track_passive", passive,
+                         statistics.median(probe_only) / 2))
+        if a.loss_minutes:
+            loss_case(lab, a.loss_minutes)
+        if not a.trials:
+            report(rows)
+            return 0
         print("upstream outage, interval 1 / down 3 / timeout 1:", flush=True)
         fast = trials(lab, FAST, a.trials, lambda: lab.outage(1), lambda: lab.end_outage(1), 15)
         rows.append(("outage, interval 1 down 3 timeout 1", fast, 1 * 3 + 1 + 0.2))
@@ -132,6 +175,52 @@ def main() -> int:
             slow = trials(lab, DEFAULTS, a.defaults_trials, lambda: lab.outage(1),
                           lambda: lab.end_outage(1), 90)
             rows.append(("outage, mwan3 defaults", slow, 10 * 5 + 4 + 0.2))
+    report(rows)
+    return 0
+
+
+LOSS = {"interval": "0.2", "failure_interval": "0.2", "recovery_interval": "0.2",
+        "timeout": "0.5", "down": 3, "up": 3, "quality_window": 60, "warn_loss": 10}
+
+
+def loss_case(lab: Lab, minutes: float) -> None:
+    """15 % random loss on wan: seconds until degraded (target: within one 60 s window),
+    then level and online changes over ``minutes`` (target: none)."""
+    text = lab_interfaces(lab, ipv6=False, track_ip=lab.track_targets(4), **LOSS) + POLICY
+    with MwanRouter(lab, text) as r:
+        r.start()
+        wait_online(r, "wan", 10)
+        time.sleep(65)  # a full window of clean probes first
+        lab.set_loss(1, 15)
+        t0 = time.time()
+        try:
+            while not call(r.run_dir, "state")["interfaces"]["wan"]["degraded"]:
+                if time.time() - t0 > 180:
+                    raise RuntimeError("wan not degraded within 180 s")
+                time.sleep(0.2)
+            took = time.time() - t0
+            before = call(r.run_dir, "state")["interfaces"]["wan"]["transitions"]
+            flips, offline, end = 0, 0, time.time() + minutes * 60
+            last = True
+            while time.time() < end:
+                st = call(r.run_dir, "state")["interfaces"]["wan"]
+                flips += st["degraded"] != last
+                last = st["degraded"]
+                offline += not st["online"]
+                time.sleep(1)
+            after = call(r.run_dir, "state")["interfaces"]["wan"]
+        finally:
+            lab.clear_loss(1)
+    trans = {k: after["transitions"].get(k, 0) - before.get(k, 0)
+             for k in ("degraded", "healthy", "disconnected", "connected")}
+    print(f"\n15 % loss: degraded after {took:.1f} s (target <= 60 s: "
+          f"{'met' if took <= 60 else 'NOT met'}); then {minutes:g} min: events {trans}, "
+          f"{flips} level changes and {offline} offline samples seen "
+          f"(target 0: {'met' if not any(trans.values()) else 'NOT met'}); window loss "
+          f"{after['quality']['loss_pct']:.1f} %, jitter {after['quality']['jitter_ms']} ms")
+
+
+def report(rows: list[tuple[str, list[float], float]]) -> None:
     print()
     print(f"{'case':40} {'trials':>6} {'median s':>9} {'min':>7} {'max':>7} {'target':>8}  met")
     for name, values, target in rows:
@@ -140,7 +229,6 @@ def main() -> int:
               f"{target:8.1f}  {'yes' if med <= target else 'NO'}")
     print("\nmwan3 itself, by its code (docs/architecture.md, mwan3 §3.7): ~60-70 s with one target and its defaults, "
           "~120-130 s with the shipped 4 targets; carrier loss is not seen at all")
-    return 0
 
 
 if __name__ == "__main__":

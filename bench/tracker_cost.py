@@ -1,6 +1,6 @@
 """Tracker cost: the daemon tracking 16 interfaces x 4 targets at interval 1, against mwan3's way.
 
-    sudo .venv/bin/python -m bench.tracker_cost [--seconds 60] [--wans 16]
+    sudo .venv/bin/python -m bench.tracker_cost [--seconds 60] [--wans 16] [--interval 0.2]
 
 Both run in the same lab router, one after the other, for the same time:
 
@@ -44,9 +44,10 @@ def rss_peak_mb(pid: int) -> float:
     return 0.0
 
 
-def config(lab: Lab, wans: int) -> str:
-    text = lab_interfaces(lab, ipv6=False, track_ip=lab.track_targets(4)[:4], interval=1,
-                          timeout=1, reliability=1)
+def config(lab: Lab, wans: int, interval: float = 1) -> str:
+    timeout = min(1.0, interval)
+    text = lab_interfaces(lab, ipv6=False, track_ip=lab.track_targets(4)[:4],
+                          interval=f"{interval:g}", timeout=f"{timeout:g}", reliability=1)
     members = "".join(f"config member 'm{k}'\n\toption interface '{name}'\n\n"
                       for k, name in enumerate(_names(wans), 1))
     policy = "config policy 'all'\n" + "".join(
@@ -59,8 +60,9 @@ def _names(wans: int) -> list[str]:
     return [wan_name(k) for k in range(1, wans + 1)]
 
 
-def ours(lab: Lab, wans: int, seconds: float) -> tuple[float, float, int]:
-    with MwanRouter(lab, config(lab, wans)) as r:
+def ours(lab: Lab, wans: int, seconds: float, interval: float = 1
+         ) -> tuple[float, float, int]:
+    with MwanRouter(lab, config(lab, wans, interval)) as r:
         r.start()
         with open(os.path.join(r.run_dir, PID_NAME)) as fh:
             pid = int(fh.read())
@@ -78,15 +80,15 @@ LOOP = """
 end=$(( $(date +%s) + {seconds} ))
 while [ "$(date +%s)" -lt "$end" ]; do
   for t in {targets}; do ping -n -c1 -W1 -I {dev} -q "$t" >/dev/null 2>&1; done
-  sleep 1
+  sleep {interval}
 done
 """
 
 
-def baseline(lab: Lab, wans: int, seconds: float) -> float:
+def baseline(lab: Lab, wans: int, seconds: float, interval: float = 1) -> float:
     targets = " ".join(lab.track_targets(4)[:4])
     procs = [lab.popen(lab.router, ["bash", "-c", LOOP.format(
-        seconds=int(seconds), targets=targets, dev=lab.wan_device(k))])
+        seconds=int(seconds), targets=targets, dev=lab.wan_device(k), interval=f"{interval:g}")])
         for k in range(1, wans + 1)]
     total = 0.0
     for p in procs:
@@ -100,14 +102,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--wans", type=int, default=16)
+    ap.add_argument("--interval", type=float, default=1.0,
+                    help="seconds between rounds (sub-second: 0.2); timeout min(1, interval)")
+    ap.add_argument("--no-baseline", action="store_true", help="only the daemon")
     a = ap.parse_args()
     with Lab(isps=a.wans, clients=1, ipv6=False) as lab:
-        print(f"ours: mwan3 daemon, {a.wans} interfaces x 4 targets, interval 1, "
+        print(f"ours: mwan3 daemon, {a.wans} interfaces x 4 targets, interval {a.interval:g}, "
               f"{a.seconds:.0f} s ...", flush=True)
-        cpu, rss, sent = ours(lab, a.wans, a.seconds)
-        print(f"baseline: {a.wans} shell loops, one ping process per probe, "
-              f"{a.seconds:.0f} s ...", flush=True)
-        base = baseline(lab, a.wans, a.seconds)
+        cpu, rss, sent = ours(lab, a.wans, a.seconds, a.interval)
+        base = 0.0
+        if not a.no_baseline:
+            print(f"baseline: {a.wans} shell loops, one ping process per probe, "
+                  f"{a.seconds:.0f} s ...", flush=True)
+            base = baseline(lab, a.wans, a.seconds, a.interval)
     ratio = cpu / base if base else float("nan")
     print()
     print(f"{'':28} {'CPU s':>8} {'CPU %':>7} {'RSS MB':>7}")
