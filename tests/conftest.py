@@ -12,6 +12,7 @@ when labs cannot be built here (not root, no netns) and always tear down.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -34,6 +35,8 @@ def _mwan_groups() -> set[str]:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Remove namespaces left behind by labs of earlier, crashed runs."""
+    # daemons the tests start keep per-WAN usage here, not in the host's /var/lib/mwan
+    os.environ.setdefault("MWAN_STATE_DIR", tempfile.mkdtemp(prefix="mwan-test-state-"))
     if os.geteuid() == 0:
         cleanup_stale()
         _GROUPS_BEFORE.update(_mwan_groups())

@@ -174,6 +174,8 @@ class Interface:
                                "monthly [day 1..31]")
     data_cap_action: str = opt(Choice(("warn", "standby")), "warn", "at the cap: warn, or "
                                "standby (unused while another member is online)")
+    idle_interval: int | None = opt(DAY, None, "seconds between rounds while online and no "
+                                    "traffic uses it (default: interval)")
     line: int = 0
 
     @property

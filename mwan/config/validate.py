@@ -318,6 +318,9 @@ def _read_notify(r: _Reader) -> Notify:
 
 
 def _data_cap_problems(r: _Reader, iface: Interface) -> None:
+    if iface.idle_interval is not None and iface.idle_interval < iface.interval:
+        r.problem("idle_interval", f"{iface.idle_interval} s is shorter than interval "
+                  f"{iface.interval:g} s; it is meant to probe less often")
     if iface.data_cap is None:
         for option in ("data_cap_period", "data_cap_action"):
             if r.section.get(option) is not None:

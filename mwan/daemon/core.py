@@ -81,7 +81,8 @@ class Daemon:
         self.web: Any = None  # mwan.web.lifecycle.WebLifecycle, once the UI was enabled
         self.webhooks: Any = None  # mwan.notify.service.NotifyService, once a notify section
         self.failback = Failback()  # failback 'move' policies (issue 15)
-        self.usage = UsageMeter(self.cfg, self._k_usage, self._on_cap_event, self.loop.request)
+        self.usage = UsageMeter(self.cfg, self._k_usage, self._on_cap_event, self.loop.request,
+                                lambda: self.trackers)
         self.notify = Notifier()
         self.use = UseGroups(run_dir)
         self.control = ControlServer(run_dir, {

@@ -247,8 +247,11 @@ class UsageMeter:
     """
 
     def __init__(self, cfg: Config, read: Callable[[], Any],
-                 on_event: Callable[[CapEvent], None], on_standby: Callable[[], None]) -> None:
+                 on_event: Callable[[CapEvent], None], on_standby: Callable[[], None],
+                 trackers: Callable[[], Mapping[str, Any]] = dict) -> None:
         self.cfg = cfg
+        self._trackers = trackers
+        self._read_at: float | None = None  # the reading before the last
         self._read = read
         self._on_event = on_event
         self._on_standby = on_standby
@@ -281,6 +284,7 @@ class UsageMeter:
             return
         now = time.time()
         self.book.add(counters_of(rules or (), self.cfg), now)
+        self._follow_idle(now)
         for ev in self.book.caps(self.cfg, now):
             self._on_event(ev)
         standby = self.book.standby(self.cfg)
@@ -289,6 +293,19 @@ class UsageMeter:
             self._on_standby()
         if time.monotonic() - self._saved_at >= SAVE_EVERY:
             self.save()
+
+    def _follow_idle(self, now: float) -> None:
+        """``idle_interval``: a WAN whose counters did not grow since the reading before is
+        idle; its tracker probes less often until traffic comes back."""
+        since, self._read_at = self._read_at, now
+        trackers = self._trackers()
+        for i in self.cfg.enabled_interfaces:
+            t = trackers.get(i.name)
+            if i.idle_interval is None or t is None:
+                continue
+            last = self.book.get(i.name).last_traffic
+            idle = last is None or (since is not None and last < since)
+            t.set_idle(float(i.idle_interval) if idle else None)
 
     def save(self) -> None:
         self._saved_at = time.monotonic()

@@ -183,8 +183,16 @@ class Tracker:
         self._wake = asyncio.Event()
         self._round: asyncio.Task[list[TargetResult]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self.idle_sleep: float | None = None  # idle_interval while the WAN is idle (issue 15)
 
     # ------------------------------------------------------------ control
+    def set_idle(self, seconds: float | None) -> None:
+        """Rounds at least ``seconds`` apart while online and steady (None: traffic again,
+        a round now, then the usual interval); the daemon's usage meter calls it."""
+        if seconds is None and self.idle_sleep is not None:
+            self._wake.set()
+        self.idle_sleep = seconds
+
     def start(self, device_up: bool, online: bool | None = None) -> None:
         if device_up:
             self._step(first_connect(self.params, online), "tracking started")
@@ -285,7 +293,9 @@ class Tracker:
             # which adds a timeout per round to the detection time)
             elapsed = asyncio.get_running_loop().time() - started
             try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, step.sleep - elapsed))
+                sleep = step.sleep if self.idle_sleep is None or step.state.status is not \
+                    Status.ONLINE else max(step.sleep, self.idle_sleep)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, sleep - elapsed))
             except TimeoutError:
                 pass
 

@@ -141,3 +141,41 @@ def test_unwritable_state_dir_is_logged_and_routing_goes_on(lab: Lab, mwan: Call
     assert lab.connect_many(lab.client_ns(1), lab.server_addr(4), 80, count=5).wans == {1: 5}
     m.stop()
     assert "cannot be written" in m.log() and "routing goes on" in m.log()
+
+
+def test_idle_interval_probes_less_while_no_traffic(lab: Lab, mwan: Callable[[str],
+                                                                            MwanRouter],
+                                                    tmp_path: Path) -> None:
+    import subprocess
+
+    target = lab.track_targets(4)[0]
+    ifaces = lab_interfaces(lab, ipv6=False, track_ip=target, interval="1", up="1",
+                            idle_interval="30")
+    m = mwan(f"config globals 'globals'\n\toption state_dir '{tmp_path}'\n\n" + ifaces
+             + FAILOVER)
+
+    def sent() -> int:
+        return int(status(m)["interfaces"]["wan"]["probes_sent"])  # also reads the counters
+
+    assert wait_for(lambda: status(m)["interfaces"]["wan"]["online"]), m.log()
+    sent()
+    sent()  # two readings without traffic: idle
+    idle_from = sent()
+    time.sleep(6)
+    idle_rounds = sent() - idle_from
+    assert idle_rounds <= 2, idle_rounds  # one round per 30 s (interval 1 s when active)
+    server = "198.51.100.20"
+    lab.ip(lab.inet, "addr", "add", f"{server}/32", "dev", "lo")
+    echo = lab.popen(lab.inet, Lab.python("mwan.lab.traffic", "echo", "--bind", server,
+                                          "--port", "9000", "--duration", "30"),
+                     stdout=subprocess.PIPE, text=True)
+    assert echo.stdout is not None and echo.stdout.readline().strip() == "ready"
+    lab.popen(lab.client_ns(1), Lab.python("mwan.lab.traffic", "flows", "--dst", server,
+                                           "--port", "9000", "--count", "1", "--interval",
+                                           "0.2", "--duration", "20"),
+              stdout=subprocess.DEVNULL)
+    time.sleep(1)
+    active_from = sent()  # traffic: a round at once, then every second
+    time.sleep(6)
+    active_rounds = sent() - active_from
+    assert active_rounds >= 3, (idle_rounds, active_rounds)

@@ -214,3 +214,29 @@ def test_status_text_and_the_web_usage_bar() -> None:
     bar = pages.usage_bar(b.report(c.interface("wan")))
     assert "<svg" in bar and "of 1.0 MB" in bar
     assert pages.usage_bar(b.report(c.interface("wanb"))).startswith('<span class="usage">')
+
+
+def test_idle_interval_follows_the_counters(tmp_path: Path) -> None:
+    class FakeTracker:
+        def __init__(self) -> None:
+            self.idle: list[float | None] = []
+
+        def set_idle(self, seconds: float | None) -> None:
+            self.idle.append(seconds)
+
+    t = FakeTracker()
+    c = parse_config(f"config globals 'g'\n\toption state_dir '{tmp_path}'\n" + CAPPED.replace(
+        "\toption data_cap '1M'\n", "\toption idle_interval '300'\n"), "f")
+    meter = U.UsageMeter(c, lambda: None, lambda ev: None, lambda: None,  # type: ignore[arg-type,return-value]
+                         lambda: {"wan": t})
+    meter.book = U.UsageBook()  # not the host's file
+    meter._follow_idle(100.0)
+    assert t.idle == [300.0]  # no traffic yet
+    meter.book.add({"wan": {"in": (5, 500)}}, 110.0)
+    meter._follow_idle(110.0)
+    assert t.idle[-1] is None  # traffic: the usual interval
+    meter.book.add({"wan": {"in": (5, 500)}}, 120.0)  # no growth
+    meter._follow_idle(120.0)
+    assert t.idle[-1] is None  # one quiet reading is not idle yet
+    meter._follow_idle(130.0)
+    assert t.idle[-1] == 300.0
