@@ -58,8 +58,10 @@ DAY, MS = Int(1, 86400), Int(1, 1000000)
 # data-cap events (issue 15): 75 % and 95 % of the cap, the cap reached, a new period
 DATACAP_EVENTS = ("datacap_warn", "datacap_reached", "datacap_reset")
 # what a notify section may ask for: every interface transition, flap hold-downs, data caps
+# the quality window's warning level entered and left (issue 14)
+QUALITY_EVENTS = ("degraded", "healthy")
 NOTIFY_EVENTS = ("ifup", "ifdown", "connected", "disconnected", "connecting", "disconnecting",
-                 "dampened", "undampened", *DATACAP_EVENTS)
+                 "dampened", "undampened", *DATACAP_EVENTS, *QUALITY_EVENTS)
 TIMER = Duration(0.05, 86400)
 
 
