@@ -240,3 +240,39 @@ def test_idle_interval_follows_the_counters(tmp_path: Path) -> None:
     assert t.idle[-1] is None  # one quiet reading is not idle yet
     meter._follow_idle(130.0)
     assert t.idle[-1] == 300.0
+
+
+def test_metrics_have_usage_caps_and_webhook_counts() -> None:
+    import asyncio
+    from typing import Any
+
+    from mwan.web.metrics import Metrics
+
+    c = cfg()
+    b = U.UsageBook()
+    b.add({"wan": {"in": (10, 1_200_000), "out": (5, 60_000)}}, 1.0)
+    b.caps(c, dt.datetime(2026, 3, 10, 12).timestamp())
+    rep: dict[str, Any] = {
+        "interfaces": {n: {"usage": b.report(c.interface(n)), "standby": n in b.standby(c)}
+                       for n in ("wan", "wanb")},
+        "rules": [], "policies": {}, "uptime_s": 1,
+        "notify": {"ops": {"sent": 3, "failed": 1, "attempts_failed": 4, "dropped": 2,
+                           "queued": 0, "last_error": "HTTP 500"}}}
+
+    class Door:
+        def subscribe(self, listener: object) -> object:
+            return lambda: None
+
+        async def call(self, cmd: str, args: object = None) -> Any:
+            return rep
+
+    body, _ = asyncio.run(Metrics(Door()).render())  # type: ignore[arg-type]
+    out = body.decode()
+    assert 'mwan_interface_bytes_total{direction="in",interface="wan"} 1.2e+06' in out
+    assert 'mwan_interface_bytes_total{direction="out",interface="wanb"} 0.0' in out
+    assert 'mwan_interface_packets_total{direction="out",interface="wan"} 5.0' in out
+    assert 'mwan_interface_data_cap_bytes{interface="wan"} 1e+06' in out
+    assert 'mwan_interface_standby{interface="wan"} 1.0' in out
+    assert 'mwan_interface_period_bytes{interface="wanb"}' not in out  # no cap there
+    assert 'mwan_notify_failed_total{notify="ops"} 1.0' in out
+    assert 'mwan_notify_dropped_total{notify="ops"} 2.0' in out
