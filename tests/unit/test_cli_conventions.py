@@ -116,7 +116,10 @@ def test_log_goes_to_stderr_off_systemd(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_journal_gets_structured_interface_fields(monkeypatch: pytest.MonkeyPatch) -> None:
     journal = pytest.importorskip("systemd.journal", reason="python3-systemd is not installed")
-    monkeypatch.setenv("JOURNAL_STREAM", "8:12345")
+    st = os.fstat(2)
+    monkeypatch.setenv("JOURNAL_STREAM", "8:12345")  # inherited, but stderr is elsewhere
+    assert logsetup.journal_handler() is None
+    monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
     handler = logsetup.journal_handler()
     assert isinstance(handler, journal.JournalHandler)
     sent: list[tuple[str, dict[str, object]]] = []
