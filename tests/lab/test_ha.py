@@ -9,10 +9,13 @@ the other router and both WANs; established flows survive, each on its WAN.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -20,6 +23,7 @@ import pytest
 
 from mwan.lab import Lab
 from mwan.lab.ha import HaLab
+from mwan.lab.netns import netns_names
 from mwan.lab.router import lab_interfaces
 from mwan.report.schema import SCHEMAS
 
@@ -185,3 +189,49 @@ def test_wan_failure_on_primary_sync_broken_then_netns_deleted(ha_lab: HaLab) ->
     assert not broken and len(kept) == 20, (kept, broken)
     st = b.status()["ha"]
     assert st["role"] == "MASTER" and st["sync"] == "link-down", st
+
+
+def demo(state_dir: Path, *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mwan.lab.demo", "--state-dir", str(state_dir),
+                           *args], capture_output=True, text=True, timeout=timeout, check=False,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_demo_ha_start_fail_restore_stop(lab_available: tuple[bool, str],
+                                         tmp_path: Path) -> None:
+    """./scripts/demo.sh start --ha, fail-router a, restore-router a, stop (nothing left)."""
+    ok, reason = lab_available
+    if not ok:
+        pytest.skip(f"lab unavailable: {reason}")
+    if shutil.which("keepalived") is None and shutil.which("/usr/sbin/keepalived") is None:
+        pytest.skip("keepalived is not installed")
+    sd = tmp_path / "demo"
+    state: dict[str, Any] = {}
+    try:
+        r = demo(sd, "start", "--ha", "--no-forward", "--no-web")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "fail-router a" in r.stdout
+        state = json.loads((sd / "state.json").read_text())
+        assert state["ha"] and set(state["routers"]) == {"a", "b"}
+        st = demo(sd, "status")
+        assert st.returncode == 0, st.stdout + st.stderr
+        assert "VRRP roles: a: MASTER, b: BACKUP" in st.stdout and "HA: MASTER" in st.stdout
+        r = demo(sd, "fail-router", "a")
+        assert r.returncode == 0, r.stderr
+        deadline = time.monotonic() + 20
+        while "is on b" not in (out := demo(sd, "status").stdout):
+            assert time.monotonic() < deadline, out
+            time.sleep(0.5)
+        r = demo(sd, "restore-router", "a")
+        assert r.returncode == 0, r.stderr
+        deadline = time.monotonic() + 20
+        while "a: BACKUP, b: MASTER" not in (out := demo(sd, "status").stdout):
+            assert time.monotonic() < deadline, out
+            time.sleep(0.5)
+        assert demo(sd, "fail-router", "c").returncode != 0
+    finally:
+        stop = demo(sd, "stop", timeout=120)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    if state:
+        assert not [n for n in netns_names() if n.startswith(str(state["lab"]))]
+        assert not os.path.exists(str(state["ha_dir"]))
