@@ -25,6 +25,7 @@ pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
 MWAN3 = "/usr/sbin/mwan3"
+RUN_DIR = "/run/mwan3"  # the package's default, which prerm's `mwan3 stop` uses
 
 
 def run(*argv: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -54,13 +55,21 @@ def host_state() -> dict[str, str]:
     }
 
 
+def router_state(lab: Lab) -> dict[str, str]:
+    return {"nft": lab.exec(lab.router, "nft", "list", "tables").stdout,
+            "rules": lab.exec(lab.router, "ip", "-4", "rule", "show", "proto", "201").stdout,
+            "routes": lab.exec(lab.router, "ip", "-4", "route", "show", "table", "all",
+                               "proto", "201").stdout}
+
+
 def test_package_builds_installs_runs_and_purges_clean(lab: Lab) -> None:
     if os.geteuid() != 0:
         pytest.skip("installs a package: needs root")
     for tool in ("dpkg-deb", "fakeroot", "dpkg"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed")
-    if installed() or os.path.exists(MWAN3) or os.path.exists("/etc/config/mwan3"):
+    if installed() or os.path.exists(MWAN3) or os.path.exists("/etc/config/mwan3") or \
+            os.path.exists(RUN_DIR):
         pytest.skip("mwan is already installed on this machine: not touching it")
     build = run(str(ROOT / "scripts" / "build-deb.sh"))
     deb = str(ROOT / build.stdout.strip().splitlines()[-1])
@@ -74,6 +83,8 @@ def test_package_builds_installs_runs_and_purges_clean(lab: Lab) -> None:
         assert lint.returncode == 0, lint.stdout + lint.stderr
 
     res = run("dpkg", "-i", deb, check=False)
+    r: PackagedRouter | None = None
+    pid = 0
     try:
         assert res.returncode == 0, res.stdout + res.stderr
         files = run("dpkg-query", "-L", "mwan").stdout.split()
@@ -97,41 +108,43 @@ def test_package_builds_installs_runs_and_purges_clean(lab: Lab) -> None:
         assert all(m.startswith("/usr/lib/mwan/") for m in mods[:3]), mods
         assert mods[3].startswith("/usr/lib/python3/dist-packages/"), mods
 
-        # a lab router run by /usr/sbin/mwan3
+        # a lab router run by /usr/sbin/mwan3, with the default run dir: removing the
+        # package must stop it (prerm runs in the router's namespace here, as on a router)
         text = lab_interfaces(lab, ipv6=False, track_ip=lab.track_targets(4)[:2], interval=1,
                               failure_interval=1, recovery_interval=1, timeout=1, up=1,
                               down=2) + TWO_WAN_POLICIES
-        with PackagedRouter(lab, text) as r:
-            start = r.cli("start", check=False)
-            assert start.returncode == 0, start.stdout + start.stderr + r.log()
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                ifaces = r.cli("interfaces", "--json", check=False)
-                if ifaces.returncode == 0 and all(
-                        i["status"] == "online"
-                        for i in json.loads(ifaces.stdout)["interfaces"].values()):
-                    break
-                time.sleep(0.3)
-            else:
-                pytest.fail(f"WANs not online: {ifaces.stdout}{ifaces.stderr}{r.log()}")
-            pid = Path(r.run_dir, "mwan3.pid").read_text().strip() \
-                if os.path.exists(os.path.join(r.run_dir, "mwan3.pid")) else ""
-            if pid:
-                exe = os.readlink(f"/proc/{pid}/exe")
-                cmdline = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
-                assert cmdline[0] == "/usr/lib/mwan/bin/python3", (exe, cmdline)
-            assert "table inet mwan" in lab.exec(lab.router, "nft", "list", "tables").stdout
-            assert r.cli("stop", check=False).returncode == 0
-            assert "mwan" not in lab.exec(lab.router, "nft", "list", "tables").stdout
+        r = PackagedRouter(lab, text)
+        r.run_dir = RUN_DIR
+        router_before = router_state(lab)
+        start = r.cli("start", check=False)
+        assert start.returncode == 0, start.stdout + start.stderr + r.log()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ifaces = r.cli("interfaces", "--json", check=False)
+            if ifaces.returncode == 0 and all(
+                    i["status"] == "online"
+                    for i in json.loads(ifaces.stdout)["interfaces"].values()):
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail(f"WANs not online: {ifaces.stdout}{ifaces.stderr}{r.log()}")
+        pid = int(Path(RUN_DIR, "mwan3.pid").read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+        assert cmdline[0] == "/usr/lib/mwan/bin/python3", cmdline
+        assert "table inet mwan" in router_state(lab)["nft"]
     finally:
         files = run("dpkg-query", "-L", "mwan", check=False).stdout.split()
-        purge = run("dpkg", "--purge", "mwan", check=False)
+        purge = lab.exec(lab.router, "dpkg", "--purge", "mwan", check=False, timeout=120)
+        if r is not None:
+            r.close()
     assert purge.returncode == 0, purge.stdout + purge.stderr
     assert not installed()
+    assert pid and not os.path.exists(f"/proc/{pid}"), "the daemon outlived its package"
+    assert router_state(lab) == router_before  # it removed what it made
     # every file is gone (directories other packages share stay); its own directories below
     left = [f for f in files if os.path.lexists(f) and not os.path.isdir(f)]
     assert left == [], left
-    for path in ("/usr/lib/mwan", "/run/mwan3", "/etc/mwan3.user", "/etc/config/mwan3",
+    for path in ("/usr/lib/mwan", RUN_DIR, "/etc/mwan3.user", "/etc/config/mwan3",
                  "/usr/share/doc/mwan", "/usr/share/man/man8/mwan3.8.gz"):
         assert not os.path.lexists(path), path
     if not etc_config_existed:
