@@ -149,6 +149,8 @@ def _read_globals(r: _Reader) -> Globals:
     if (cert is None) != (key is None):
         r.problem("web_cert" if cert is None else "web_key",
                   "web_cert and web_key go together (TLS needs both)")
+    if not v["state_dir"].startswith("/"):
+        r.problem("state_dir", f"{v['state_dir']!r} is not an absolute path")
     return Globals(**v, line=r.section.line)
 
 

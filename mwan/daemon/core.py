@@ -389,6 +389,8 @@ class Daemon:
         if self.loop.health.since is not None:
             reason = self.loop.health.reason or "unknown"
             await self.loop.stop(remove=False)
+            if self.webhooks is not None:
+                await self.webhooks.close()
             raise StartFailed(f"the first apply failed: {reason}")
         self._tasks.append(asyncio.create_task(self._netlink_loop()))
         self._tasks.append(asyncio.create_task(self._hooks.run()))  # cancelled at shutdown

@@ -276,3 +276,9 @@ def test_metrics_have_usage_caps_and_webhook_counts() -> None:
     assert 'mwan_interface_period_bytes{interface="wanb"}' not in out  # no cap there
     assert 'mwan_notify_failed_total{notify="ops"} 1.0' in out
     assert 'mwan_notify_dropped_total{notify="ops"} 2.0' in out
+
+
+def test_state_dir_must_be_absolute() -> None:
+    with pytest.raises(ConfigError, match="f:3: section 'globals' option 'state_dir': "
+                       "'var/lib' is not an absolute path"):
+        parse_config("\nconfig globals 'globals'\n\toption state_dir 'var/lib'\n", "f")
