@@ -16,6 +16,7 @@ are the daemon's and the kernel's, not the tracker's verdict.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -43,6 +44,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=5)
     args = ap.parse_args()
+    # per-WAN usage goes to a scratch dir, not the host's /var/lib/mwan
+    os.environ.setdefault("MWAN_STATE_DIR", tempfile.mkdtemp(prefix="mwan-bench-state-"))
     with Lab(isps=2, clients=1, ipv6=False) as lab:
         wan = DhcpWan(lab, 2, tempfile.mkdtemp(prefix="mwan-dhcp-bench-"), metric=20)
         wan.serve(LEASES[0])

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 MWAN3 = "/usr/sbin/mwan3"
 RUN_DIR = "/run/mwan3"  # the package's default, which prerm's `mwan3 stop` uses
+STATE_DIR = "/var/lib/mwan"  # globals state_dir's default: usage.json
 
 
 def run(*argv: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -62,7 +63,8 @@ def router_state(lab: Lab) -> dict[str, str]:
                                "proto", "201").stdout}
 
 
-def test_package_builds_installs_runs_and_purges_clean(lab: Lab) -> None:
+def test_package_builds_installs_runs_and_purges_clean(lab: Lab,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     if os.geteuid() != 0:
         pytest.skip("installs a package: needs root")
     for tool in ("dpkg-deb", "fakeroot", "dpkg"):
@@ -71,6 +73,19 @@ def test_package_builds_installs_runs_and_purges_clean(lab: Lab) -> None:
     if installed() or os.path.exists(MWAN3) or os.path.exists("/etc/config/mwan3") or \
             os.path.exists(RUN_DIR):
         pytest.skip("mwan is already installed on this machine: not touching it")
+    monkeypatch.delenv("MWAN_STATE_DIR", raising=False)  # the package's own state dir
+    saved_state = f"{STATE_DIR}.saved-by-test-{os.getpid()}"
+    if os.path.exists(STATE_DIR):  # a lab daemon's or bench's, not a package's: keep it aside
+        os.rename(STATE_DIR, saved_state)
+    try:
+        _build_install_run_purge(lab)
+    finally:
+        if os.path.exists(saved_state):
+            shutil.rmtree(STATE_DIR, ignore_errors=True)
+            os.rename(saved_state, STATE_DIR)
+
+
+def _build_install_run_purge(lab: Lab) -> None:
     build = run(str(ROOT / "scripts" / "build-deb.sh"))
     deb = str(ROOT / build.stdout.strip().splitlines()[-1])
     assert os.path.basename(deb).startswith("mwan_") and deb.endswith(".deb")
@@ -144,7 +159,7 @@ def test_package_builds_installs_runs_and_purges_clean(lab: Lab) -> None:
     # every file is gone (directories other packages share stay); its own directories below
     left = [f for f in files if os.path.lexists(f) and not os.path.isdir(f)]
     assert left == [], left
-    for path in ("/usr/lib/mwan", RUN_DIR, "/etc/mwan3.user", "/etc/config/mwan3",
+    for path in ("/usr/lib/mwan", RUN_DIR, STATE_DIR, "/etc/mwan3.user", "/etc/config/mwan3",
                  "/usr/share/doc/mwan", "/usr/share/man/man8/mwan3.8.gz"):
         assert not os.path.lexists(path), path
     if not etc_config_existed:
