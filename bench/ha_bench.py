@@ -59,8 +59,7 @@ def wait_for(pred: Any, timeout: float) -> bool:
 
 
 def external(lab: HaLab, r: str) -> int:
-    st = lab.routers[r].status().get("ha", {}).get("stats") or {}
-    return int(st.get("external", 0))
+    return lab.routers[r].peer_flows(9000)
 
 
 def all_online(lab: HaLab, r: str) -> bool:

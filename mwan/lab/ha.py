@@ -180,6 +180,14 @@ class HaRouter(MwanRouter):
         words = self.file("role").split()
         return words[0] if words else ""
 
+    def peer_flows(self, dport: int) -> int:
+        """Established TCP flows to ``dport`` in conntrackd's external cache (the peer's)."""
+        out = self.lab.exec(self.ns, *gen.Paths(self.ha_run, self.conf_dir).conntrackd_argv(),
+                            "-e", check=False).stdout
+        return sum(1 for line in out.splitlines()
+                   if line.startswith("tcp") and "ESTABLISHED" in line
+                   and f" dport={dport} " in line)
+
     def term_keepalived(self) -> None:
         """SIGTERM keepalived (it drops its VIPs at once, sends priority 0; exit comes later)."""
         if self.keepalived is not None and self.keepalived.poll() is None:
@@ -267,7 +275,12 @@ class HaLab(Lab):
                 "net.bridge.bridge-nf-call-arptables=0"]
         if ns in (n.router_ns("a"), n.router_ns("b")):
             devs = ["all", "default", "lan0", "sync0", *(f"wan{k}" for k in range(1, n.isps + 1))]
-            return ["net.ipv4.ip_forward=1", *(f"net.ipv4.conf.{d}.rp_filter=0" for d in devs)]
+            # the peer's neighbour entry turns FAILED within seconds, not a minute, when the
+            # peer stops answering (mwan.ha.status reads it as "peer unreachable")
+            neigh = ["net.ipv4.neigh.sync0.base_reachable_time_ms=2000",
+                     "net.ipv4.neigh.sync0.delay_first_probe_time=1"]
+            return ["net.ipv4.ip_forward=1", *(f"net.ipv4.conf.{d}.rp_filter=0" for d in devs),
+                    *neigh]
         if ns == n.switch:
             return nobr
         if ns in {n.isp(k) for k in range(1, n.isps + 1)}:
@@ -296,7 +309,10 @@ class HaLab(Lab):
                 f"{rules}  }}\n}}\n")
 
     def _isp_batch(self, k: int) -> str:
-        lines = ["link set lo up", "link set rtr up", "link set upstream up",
+        # a fixed MAC: a bridge otherwise takes its lowest port's, and would change it (the
+        # ISP's gateway MAC!) when a router's port goes away with its namespace
+        lines = ["link set lo up", f"link set rtr address 02:00:00:00:{k:02x}:01",
+                 "link set rtr up", "link set upstream up",
                  f"addr add {addressing.wan_gateway(k)}/24 dev rtr",
                  f"addr add {addressing.upstream_addr(k)}/24 dev upstream",
                  f"route add 0.0.0.0/0 via {addressing.inet_addr(k)}"]

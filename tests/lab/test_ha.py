@@ -110,8 +110,8 @@ def first_connection(lab: HaLab, timeout: float = 20) -> bool:
 
 
 def external_flows(lab: HaLab, r: str) -> int:
-    st = lab.routers[r].status().get("ha", {}).get("stats") or {}
-    return int(st.get("external", 0))
+    """The long flows (to port 9000) router ``r`` holds for its peer."""
+    return lab.routers[r].peer_flows(9000)
 
 
 def test_primary_dies_flows_survive_failback_and_second_failover(ha_lab: HaLab) -> None:
@@ -125,6 +125,7 @@ def test_primary_dies_flows_survive_failback_and_second_failover(ha_lab: HaLab) 
     assert lab.routers["b"].status()["ha"]["role"] == "BACKUP"
     flows = start_flows(lab, duration=30)
     assert wait_for(lambda: external_flows(lab, "b") >= 20, timeout=15)  # B holds A's flows
+    assert lab.routers["b"].status()["ha"]["stats"]["external"] >= 20
     # the primary dies: every link down
     lab.fail_router("a", "links")
     assert first_connection(lab)
@@ -178,13 +179,23 @@ def test_wan_failure_on_primary_sync_broken_then_netns_deleted(ha_lab: HaLab) ->
                     b.status()["ha"]["sync"] == "ok", timeout=15)
     out = a.cli("status").stdout
     assert "HA: MASTER" in out and "sync with 10.254.0.2 on sync0: ok" in out, out
+    # the peer stops answering on the sync link (its link stays up): unreachable
+    block = ('table netdev mwan_test_block {\n  chain in {\n    type filter hook ingress '
+             'device "sync0" priority 0; policy drop;\n  }\n}\n')
+    lab.nft(lab.ns_of("b"), block)
+    assert wait_for(lambda: a.status()["ha"]["sync"] == "peer-unreachable", timeout=40), \
+        a.status()["ha"]
+    assert "BROKEN: peer 10.254.0.2 unreachable" in a.cli("status").stdout
+    lab.nft(lab.ns_of("b"), "delete table netdev mwan_test_block\n")
+    assert wait_for(lambda: a.status()["ha"]["sync"] == "ok", timeout=40), a.status()["ha"]
     # the primary's namespace is deleted (a router that is gone)
     flows = start_flows(lab, duration=14)
     assert wait_for(lambda: external_flows(lab, "b") >= 20, timeout=15)
     lab.fail_router("a", "netns")
     assert first_connection(lab)
     assert lab.master() == "b"
-    assert set(new_connections(lab)) == {1, 2}
+    wans = new_connections(lab)
+    assert set(wans) == {1, 2}, (wans, b.status()["interfaces"], b.log()[-3000:])
     kept, broken = survivors(lab, flow_records(flows))
     assert not broken and len(kept) == 20, (kept, broken)
     st = b.status()["ha"]
