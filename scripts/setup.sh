@@ -14,8 +14,16 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # the tests run keepalived, conntrackd, dnsmasq and promtool themselves, inside lab
+    # namespaces: keep the packages' own services from starting on this host
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get update -qq
-    apt-get install -y -qq "${missing[@]}" >/dev/null
+    # (promtool is all the tests need of prometheus: not its node exporter)
+    apt-get install -y -qq "${missing[@]}" prometheus-node-exporter- >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import nftables' 2>/dev/null; then
