@@ -66,7 +66,7 @@ def test_move_ends_the_policys_flows_on_the_backup_keep_leaves_them(
     m.cli("ifdown", "wan")
     flows = {port: lab.popen(lab.client_ns(1), Lab.python(
         "mwan.lab.traffic", "flows", "--dst", SERVER, "--port", str(port), "--count", "4",
-        "--interval", "0.2", "--stall", "2", "--duration", "14"), stdout=subprocess.PIPE,
+        "--interval", "0.2", "--stall", "5", "--duration", "16"), stdout=subprocess.PIPE,
         text=True) for port in (9000, 9001)}
     time.sleep(3)  # open, on wanb
     m.cli("ifup", "wan")

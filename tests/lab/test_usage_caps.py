@@ -102,7 +102,11 @@ def test_standby_cap_moves_traffic_and_runs_the_script(lab: Lab, mwan: Callable[
                     f"\toption user_script '{script}'\n"))
     srv = lab.server_addr(4)
     assert lab.which_wan(lab.client_ns(1), srv, 80) == 1
-    lab.connect_many(lab.client_ns(1), srv, 80, count=30)  # about 550 bytes each
+    lab.connect_many(lab.client_ns(1), srv, 80, count=5)
+    used = usage(m, "wan")
+    each = (used["rx_bytes"] + used["tx_bytes"]) / 6  # about 550 bytes a connection
+    more = int((0.85 * 20_000 - used["period_bytes"]) / each)  # to about 85 % of the cap
+    lab.connect_many(lab.client_ns(1), srv, 80, count=more)
     first = status(m)["interfaces"]["wan"]
     assert 75 <= first["usage"]["cap_used_pct"] < 100 and not first["standby"], first["usage"]
     lab.connect_many(lab.client_ns(1), srv, 80, count=40)  # past 20K
@@ -174,7 +178,8 @@ def test_idle_interval_probes_less_while_no_traffic(lab: Lab, mwan: Callable[[st
                                            "--port", "9000", "--count", "1", "--interval",
                                            "0.2", "--duration", "20"),
               stdout=subprocess.DEVNULL)
-    time.sleep(1)
+    before = usage(m, "wan")["tx_packets"]
+    assert wait_for(lambda: usage(m, "wan")["tx_packets"] > before + 5)  # the flow runs
     active_from = sent()  # traffic: a round at once, then every second
     time.sleep(6)
     active_rounds = sent() - active_from
