@@ -72,6 +72,11 @@ config notify 'hang'
 	list event 'ifdown'
 	option timeout '1'
 	option retries '1'
+
+config notify 'refused'
+	option url 'http://{ADDR}:{PORT + 1}/'
+	list event 'ifdown'
+	option retries '1'
 """
 
 
@@ -134,3 +139,6 @@ def test_events_reach_the_receivers_signed_retried_and_never_block(
     assert len(got("/hang")) == 2  # timeout, one retry, no more
     assert f"notify hang: wanb ifdown not delivered to {ADDR}:{PORT} after 2 attempts" in m.log()
     assert any(json.loads(r["body"])["event"] == "ifdown" for r in got("/ok"))
+    # nothing listens there: refused, retried once, counted, logged
+    assert wait_for(lambda: counts()["refused"]["failed"] == 1), counts()
+    assert f"notify refused: wanb ifdown not delivered to {ADDR}:{PORT + 1}" in m.log()
