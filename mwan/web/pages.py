@@ -23,9 +23,9 @@ from ..report.text import hms
 NAV = (("overview", "/", "Overview"), ("rules", "/rules", "Rules"),
        ("connected", "/connected", "Connected"), ("log", "/log", "Log"),
        ("diagnostics", "/diagnostics", "Diagnostics"), ("config", "/config", "Config"))
-SECTION_TYPES = ("interface", "member", "policy", "rule")
+SECTION_TYPES = ("interface", "member", "policy", "rule", "notify")
 SECTION_TITLES = {"interface": "Interfaces", "member": "Members", "policy": "Policies",
-                  "rule": "Rules"}
+                  "rule": "Rules", "notify": "Notifications"}
 # ROOT_ONLY (from the option tables): options naming a program or a file that the daemon
 # (root) runs or reads, and the password hash: shown, but they change only in the file
 # each section type's option defaults (as placeholders) and help, from the option tables
@@ -336,6 +336,7 @@ def _field(sec: UciSection, opt: str, problems: Sequence[Problem],
         ph = f' placeholder="default: {E(default)}"' if default is not None else ""
         widget = f'<input name="{name}" value="{E(value)}"{ph}>'
     if opt in ROOT_ONLY:  # shown, not sent: a disabled field is not part of the form
+        value = "(set)" if opt == "secret" and value else value  # a webhook's (issue 15)
         widget = (f'<input value="{E(value)}" disabled title="can only be changed from the '
                   f'CLI or the file, as root"><span class="meta">root only</span>')
     cls = ' class="set"' if current is not None else ""

@@ -198,3 +198,13 @@ def test_a_config_change_follows_the_sections() -> None:
         assert not svc.targets
         await svc.close()
     asyncio.run(main())
+
+
+def test_the_web_form_shows_notify_sections_without_their_secret() -> None:
+    from mwan.config.uci import parse_uci
+    from mwan.web import pages
+
+    body = pages.config_body(parse_uci(NOTIFY, "f"), [], None, "", {}, "csrf")
+    form = body[body.index("<h2>Notifications</h2>"):]
+    assert 'name="opt:url" value="http://192.0.2.10:8080/hook"' in form
+    assert "s3cret" not in body and 'value="(set)" disabled' in form
