@@ -450,8 +450,7 @@ class Daemon:
         if self.web is not None:
             await self.web.close()
             self.web = None
-        await self.usage.tick()  # the last counts, then the file (issue 15)
-        self.usage.save()
+        await self.usage.stop()  # the last counts, then the file (issue 15)
         if self.webhooks is not None:
             await self.webhooks.close()
             self.webhooks = None

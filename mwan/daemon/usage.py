@@ -307,6 +307,14 @@ class UsageMeter:
             idle = last is None or (since is not None and last < since)
             t.set_idle(float(i.idle_interval) if idle else None)
 
+    async def stop(self) -> None:
+        """At a clean stop: the last counts, then the file.  The table (and its counters) goes
+        with the daemon, so the next start counts its counters from zero."""
+        await self.tick()
+        for u in self.book.usage.values():
+            u.last.clear()
+        self.save()
+
     def save(self) -> None:
         self._saved_at = time.monotonic()
         try:

@@ -282,3 +282,21 @@ def test_state_dir_must_be_absolute() -> None:
     with pytest.raises(ConfigError, match="f:3: section 'globals' option 'state_dir': "
                        "'var/lib' is not an absolute path"):
         parse_config("\nconfig globals 'globals'\n\toption state_dir 'var/lib'\n", "f")
+
+
+def test_a_clean_stop_forgets_the_raw_counters(tmp_path: Path) -> None:
+    import asyncio
+
+    c = parse_config(f"config globals 'g'\n\toption state_dir '{tmp_path}'\n" + CAPPED, "f")
+
+    async def read() -> list[dict[str, object]]:
+        return [{"chain": "mark_1", "comment": USAGE_IN,
+                 "expr": [{"counter": {"packets": 7, "bytes": 700}}]}]
+
+    meter = U.UsageMeter(c, read, lambda ev: None, lambda: None)
+    asyncio.run(meter.stop())
+    saved = U.load(str(tmp_path / "usage.json")).get("wan")
+    assert saved.bytes["in"] == 700 and saved.last == {}  # the next table starts at zero
+    again = U.UsageBook({"wan": saved})
+    again.add({"wan": {"in": (9, 900)}}, 2.0)  # more than before, but a new counter
+    assert again.get("wan").bytes["in"] == 1600
