@@ -69,7 +69,10 @@ def choose(cfg: Config, policy: Policy, family: Family,
         if m[1] not in seen:
             seen.add(m[1])
             unique.append(m)
-    unique = without_standby(unique, runtime)
+    ready = without_standby(unique, runtime)
+    parked = tuple(f"{m[1]} skipped: over its data cap (standby), another member is online"
+                   for m in unique if m not in ready)
+    unique = ready
     if not unique:
         return PolicyChoice(policy.name, family, (), policy.last_resort)
     best = min(m[2] for m in unique)
@@ -80,7 +83,7 @@ def choose(cfg: Config, policy: Policy, family: Family,
         Share(interface=i, member=n, metric=metric, weight=w, fraction=Fraction(w, total))
         for n, i, metric, w in tier
     )
-    return PolicyChoice(policy.name, family, shares, policy.last_resort, notes)
+    return PolicyChoice(policy.name, family, shares, policy.last_resort, parked + notes)
 
 
 # ---------------------------------------------------------------- quality (issue 14)

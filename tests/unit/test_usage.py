@@ -141,6 +141,8 @@ def test_standby_leaves_the_policy_while_another_member_is_online() -> None:
             "wanb": IfaceRuntime("wanb", up=True, online=True)}
     assert [s.interface for s in choose(c, c.policy("wan_wanb"), "ipv4", both).shares] == [
         "wanb"]
+    assert choose(c, c.policy("wan_wanb"), "ipv4", both).notes == (
+        "wan skipped: over its data cap (standby), another member is online",)
     alone = {**both, "wanb": IfaceRuntime("wanb", up=True, online=False)}
     assert [s.interface for s in choose(c, c.policy("wan_wanb"), "ipv4", alone).shares] == [
         "wan"]  # no other member online: back in use
