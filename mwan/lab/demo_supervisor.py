@@ -29,8 +29,9 @@ from typing import Any
 
 from mwan.daemon.control import exchange_line
 from mwan.lab.forward import Forwarder
-from mwan.lab.ha import HOST as HA_HOST
-from mwan.lab.ha import ROUTERS, HaLab
+from mwan.lab.ha import HaLab
+from mwan.lab.ha_topology import HOST as HA_HOST
+from mwan.lab.ha_topology import ROUTERS
 from mwan.lab.lab import Lab
 from mwan.lab.netns import ns_argv
 from mwan.lab.router import MwanRouter, wan_name

@@ -316,3 +316,21 @@ def test_metrics_ha_role_and_sync() -> None:
     flows = {s.labels["cache"]: s.value for s in fams["mwan_ha_sync_flows"].samples}
     assert flows == {"internal": 20.0, "external": 3.0}
     assert list(ha_metrics({})) == []
+
+
+# ------------------------------------------------------------------ the lab's topology (pure)
+
+def test_ha_lab_topology_scripts() -> None:
+    from mwan.lab import ha_topology as T
+    n = T.HaNames("mwl123abc", 2, 1)
+    assert n.router == "mwl123abc-ra" and n.all[:3] == ("mwl123abc-ra", "mwl123abc-rb",
+                                                        "mwl123abc-sw")
+    host = T.host_batch(n)
+    assert "link add sync0 netns mwl123abc-ra type veth peer name sync0 netns mwl123abc-rb" \
+        in host
+    assert host.count("type bridge") == 3  # the LAN switch and one per ISP
+    assert "link set rtr address 02:00:00:00:02:01" in T.isp_batch(2)
+    assert 'oifname "wan2" ip saddr 192.168.1.0/24 snat ip to 10.100.2.254' in T.router_nft(n)
+    assert "route add blackhole 10.254.0.0/30 metric 1000" in T.router_batch(n, "b")
+    cfg = parse_config(BASE + T.ha_section("b", 2, 0.2, "/run/x/b/ha", "/run/x/b/conf"), "x")
+    assert cfg.ha is not None and cfg.ha.priority == 100 and str(cfg.ha.peer) == "10.254.0.1"
