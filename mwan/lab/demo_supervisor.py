@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mwan.daemon.control import exchange_line
+from mwan.lab.demo_ha import ha_demo_config, handle_ha
 from mwan.lab.forward import Forwarder
 from mwan.lab.ha import HaLab
 from mwan.lab.ha_topology import HOST as HA_HOST
@@ -118,18 +119,6 @@ def demo_interfaces(lab: Lab) -> str:
 
 def demo_config(lab: Lab, password_hash: str | None = None) -> str:
     return demo_globals(lab, password_hash) + "\n" + demo_interfaces(lab) + POLICIES
-
-
-def ha_demo_config(lab: Lab, password_hash: str | None = None) -> str:
-    """The two-router demo's shared config: IPv4 only (VRRP here is v4), the web UI on every
-    address (each router's own LAN address; the LAN VIP moves)."""
-    glob = demo_globals(lab, password_hash).replace(
-        f"\tlist web_listen '{lab.lan_gateway(4)}'", "\tlist web_listen '0.0.0.0'")
-    policies = "\n".join(line for line in POLICIES.split("\n")
-                          if "wan6" not in line and "wanb6" not in line)
-    policies = policies.replace("config member 'wan6_m1'\n", "").replace(
-        "config member 'wanb6_m1'\n", "")
-    return glob + "\n" + demo_interfaces(lab) + policies
 
 
 def wan_number(name: str) -> int:
@@ -267,7 +256,7 @@ class Supervisor:
         if cmd == "ping":
             return "pong"
         if cmd in ("fail-router", "restore-router", "ha"):
-            return self.handle_ha(req)
+            return handle_ha(self.lab, req)
         k = int(req.get("wan", 0))
         if not 1 <= k <= lab.isps:
             raise ValueError(f"no WAN {k}")
@@ -287,26 +276,6 @@ class Supervisor:
             lab.set_loss(k, pct)
             return f"{name}: {pct:g} % random loss at ISP {k}" if pct else f"{name}: no loss"
         raise ValueError(f"unknown request {cmd!r}")
-
-    def handle_ha(self, req: dict[str, Any]) -> str:
-        """fail-router / restore-router R, and ``ha`` (both routers' roles), in --ha demos."""
-        lab = self.lab if isinstance(self.lab, HaLab) else None
-        if lab is None:
-            raise ValueError("not an HA demo: start it with ./scripts/demo.sh start --ha")
-        if req["cmd"] == "ha":
-            roles = {r: lab.routers[r].role() or "?" for r in ROUTERS
-                     if os.path.exists(f"/run/netns/{lab.ns_of(r)}")}
-            return (f"VRRP roles: {', '.join(f'{r}: {v}' for r, v in roles.items())}; "
-                    f"the LAN VIP {lab.lan_gateway(4)} is on {lab.master() or 'no router'}")
-        r = str(req.get("router", "")).lower()
-        if r not in ROUTERS:
-            raise ValueError(f"no router {r!r}: use a or b")
-        if req["cmd"] == "fail-router":
-            how = str(req.get("how") or "links")
-            lab.fail_router(r, how)
-            return f"router {r}: {'every link down' if how == 'links' else how + ' stopped'}"
-        lab.restore_router(r)
-        return f"router {r}: links up, keepalived running (it returns as backup)"
 
     async def serve_client(self, reader: asyncio.StreamReader,
                            writer: asyncio.StreamWriter) -> None:
@@ -393,7 +362,8 @@ def supervise(args: argparse.Namespace) -> int:
             from mwan.web.auth import hash_password
             pw_hash = hash_password(password)
         if isinstance(lab, HaLab):  # two routers: mwan, conntrackd, keepalived in each
-            lab.start(ha_demo_config(lab, pw_hash))
+            lab.start(ha_demo_config(lab, demo_globals(lab, pw_hash), demo_interfaces(lab),
+                                     POLICIES))
             router = lab.routers["a"]
             state.update(router_dir=router.dir, config=router.config, run_dir=router.run_dir,
                          web=f"http://192.168.1.{HA_HOST['a']}:{WEB_PORT}/",
