@@ -60,6 +60,8 @@ def cmd_show_config(args: argparse.Namespace) -> int:
     for key, stype in SECTION_KEYS.items():
         blocks += [section_lines(stype, sec["name"], uci_options(stype, sec))
                    for sec in data[key]]
+    if data.get("ha"):  # config ha (issue 13)
+        blocks.append(section_lines("ha", data["ha"]["name"], uci_options("ha", data["ha"])))
     print("\n\n".join("\n".join(b) for b in blocks))
     return 0
 

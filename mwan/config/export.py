@@ -23,6 +23,8 @@ _DERIVED_SCHEMA: dict[str, dict[str, Any]] = {
     "id": {"type": "integer", "description": "the interface's 1-based position (its mark and "
            "table)"},
     "src_device": {"type": ["string", "null"], "description": "src_iface's Linux device"},
+    "vips": {"type": "array", "items": {"type": "string"},
+             "description": "virtual_address, read ('DEVICE ADDRESS/LEN')"},
 }
 
 
@@ -46,6 +48,8 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
         **{key: [section_dict(s, stype) for s in getattr(cfg, key)]
            for key, stype in SECTION_KEYS.items()},
         "warnings": list(cfg.warnings),
+        # config ha (issue 13): only when there is one, so one router's data is unchanged
+        **({"ha": section_dict(cfg.ha, "ha")} if cfg.ha is not None else {}),
     }
 
 
@@ -76,6 +80,7 @@ def config_schema() -> dict[str, Any]:
             **{key: {"type": "array", "items": section_schema(stype)}
                for key, stype in SECTION_KEYS.items()},
             "warnings": {"type": "array", "items": {"type": "string"}},
+            "ha": section_schema("ha"),  # not required: only with config ha
         },
     }
 

@@ -334,3 +334,22 @@ def test_ha_lab_topology_scripts() -> None:
     assert "route add blackhole 10.254.0.0/30 metric 1000" in T.router_batch(n, "b")
     cfg = parse_config(BASE + T.ha_section("b", 2, 0.2, "/run/x/b/ha", "/run/x/b/conf"), "x")
     assert cfg.ha is not None and cfg.ha.priority == 100 and str(cfg.ha.peer) == "10.254.0.1"
+
+
+def test_show_config_keeps_config_ha(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """show-config writes the ha section back (a fixpoint), --json has it, matching --schema."""
+    import jsonschema
+
+    from mwan.cli.main import main
+    from mwan.config.export import config_schema, config_to_dict
+    cfg = tmp_path / "mwan3"
+    cfg.write_text(BASE + HA)
+    assert main(["--config", str(cfg), "--network-config", "/nonexistent", "show-config"]) == 0
+    out = capsys.readouterr().out
+    assert "config ha 'ha'" in out and "list virtual_address 'wan2 10.100.2.254/24'" in out
+    again = parse_config(out, "again").ha
+    assert again is not None and again == replace(ha_of(HA), line=again.line)
+    data = config_to_dict(parse_config(BASE + HA, "x"))
+    jsonschema.Draft202012Validator(config_schema()).validate(data)
+    assert data["ha"]["vips"][0] == "br-lan 192.168.1.1/24"
+    assert "ha" not in config_to_dict(parse_config(BASE, "x"))  # one router: unchanged
