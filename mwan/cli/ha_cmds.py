@@ -54,7 +54,7 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     p = add("ha-config", cmd_ha_config,
             "write keepalived.conf, conntrackd.conf and the notify hook from 'config ha'")
     p.add_argument("--dir", metavar="DIR", help="where to write (default: the ha section's "
-                   "conf_dir)")
+                   "conf_dir, where status looks for conntrackd.conf)")
     p.add_argument("--conntrackd", metavar="PATH", default=gen.CONNTRACKD,
                    help="the conntrackd the hook runs (default %(default)s)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the files written")
