@@ -146,6 +146,9 @@ def test_primary_dies_flows_survive_failback_and_second_failover(ha_lab: HaLab) 
     assert first_connection(lab)
     wans = new_connections(lab)
     assert set(wans) == {1, 2}, wans
+    # B's status says its keepalived is gone (read from its pid, not guessed from the hook)
+    assert wait_for(lambda: lab.routers["b"].status()["ha"]["role"] == "STOPPED", timeout=20)
+    assert "keepalived is not running" in lab.routers["b"].cli("status").stdout
     kept, broken = survivors(lab, flow_records(flows))
     assert not broken, broken
     assert len(kept) == 20, kept  # every flow, through the WAN it began on
