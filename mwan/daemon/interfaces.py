@@ -205,7 +205,7 @@ class Interfaces:
 
     def _on_track_step(self, tracker: Tracker, step: Step, reason: str) -> None:
         name = tracker.iface.name
-        self._quality_apply(step)
+        self.quality_apply(step)
         for ev in step.events:
             if ev == "connected":
                 self.set_online(name, True, reason)
@@ -217,7 +217,7 @@ class Interfaces:
             log.debug("interface %s %s score %d: %s", name, step.state.status.value,
                       step.state.score, reason)
 
-    def _quality_apply(self, step: Step) -> None:
+    def quality_apply(self, step: Step) -> None:
         """A new apply when quality changes what a quality-aware policy chooses."""
         changed = "degraded" in step.events or "healthy" in step.events
         if changed and any(p.avoid_degraded or p.balance == "latency" for p in self.cfg.policies):
