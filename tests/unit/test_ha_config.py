@@ -171,7 +171,7 @@ def test_the_hook_runs_conntrackd_as_the_primary_backup_script_does(tmp_path: Pa
     hook = tmp_path / "notify.sh"
     hook.write_text(gen.notify_hook(ha_of(HA), paths, str(fake)))
     conf = paths.conntrackd_conf
-    expected = {"primary": ["-c", "-f", "-R", "-B"], "backup": ["-n", "-t"], "fault": ["-t"]}
+    expected = {"primary": ["-c", "-f", "-R", "-B"], "backup": ["-t", "-n"], "fault": ["-t"]}
     for arg, steps in expected.items():
         calls.write_text("")
         subprocess.run(["sh", str(hook), arg], check=True)

@@ -19,8 +19,8 @@ primary)
     ctd -B  # and send it all to the peer
     role=MASTER ;;
 backup)
-    ctd -n  # ask the peer for its whole table
     ctd -t  # flush this router's stale kernel entries after PurgeTimeout
+    ctd -n  # ask the peer for its whole table
     role=BACKUP ;;
 fault)
     ctd -t
