@@ -5,7 +5,7 @@
 Answers every query on UDP port 53 of ``--listen`` with the question and the
 chosen rcode (no records): any answer is what a ``dns`` probe wants.  The
 delay before each answer is read from ``--delay-file`` (milliseconds; absent
-or empty: none), so a test can give each WAN's target its own latency without
+or empty: none; ``5,120``: each in turn, which is jitter), so a test can give each WAN's target its own latency without
 netem.  ``--log`` gets one line per query: ``<source address> <name>``.
 Prints ``ready`` once it listens.
 """
@@ -58,6 +58,7 @@ class Responder(asyncio.DatagramProtocol):
         self.delay_file = delay_file
         self.log = log
         self.transport: asyncio.DatagramTransport | None = None
+        self.answered = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's
@@ -67,7 +68,11 @@ class Responder(asyncio.DatagramProtocol):
             text = self.delay_file.read_text().strip() if self.delay_file else ""
         except OSError:
             return 0.0
-        return float(text) / 1000 if text else 0.0
+        if not text:
+            return 0.0
+        values = [float(v) for v in text.split(",")]  # several: taken in turn (jitter)
+        self.answered += 1
+        return values[self.answered % len(values)] / 1000
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if self.log is not None:

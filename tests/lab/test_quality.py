@@ -150,3 +150,35 @@ def test_passive_suspicion_probes_at_once_under_lan_traffic(
     finally:
         traffic.kill()
         lab.end_outage(1)
+
+
+def test_latency_and_jitter_levels_from_the_window(
+        lab: Lab, mwan: Callable[[str], MwanRouter], tmp_path: Path) -> None:
+    delay = tmp_path / "delay"
+    delay.write_text("5")
+    dnsd.start(lab, "192.0.2.53", delay_file=delay)
+    q = {"track_method": "dns", "track_ip": ["192.0.2.53"], "quality_window": 2,
+         "timeout": 1, "warn_latency": 60, "warn_latency_recovery": 30, "warn_jitter": 40,
+         "warn_jitter_recovery": 20, "down_latency": 250, "down_latency_recovery": 150,
+         "down_loss": 50, "down_loss_recovery": 20, "warn_loss": 20, "warn_loss_recovery": 10}
+    r = mwan(section(lab, 1, "wan", **q)
+             + section(lab, 2, "wanb", track_ip=[lab.track_targets(4)[0]])
+             + SAME_TIER.format(extra=""))
+    wait_for(lambda: all(i["online"] for i in state(r).values()), 10, "both online", r)
+
+    def level() -> str:
+        return str(state(r)["wan"]["quality"]["level"])
+
+    delay.write_text("90")  # above warn_latency, below down_latency
+    wait_for(lambda: level() == "degraded", 15, "degraded on latency", r)
+    assert state(r)["wan"]["online"] and "latency" in state(r)["wan"]["quality"]["reason"]
+    delay.write_text("5")
+    wait_for(lambda: level() == "ok", 15, "healthy again", r)
+    delay.write_text("2,90")  # an average of 46 ms (< 60), jitter 44 ms (>= 40)
+    wait_for(lambda: level() == "degraded", 15, "degraded on jitter", r)
+    assert "jitter" in state(r)["wan"]["quality"]["reason"]
+    delay.write_text("400")  # answers, but past down_latency: rounds fail
+    wait_for(lambda: not state(r)["wan"]["online"], 20, "offline at the down level", r)
+    assert state(r)["wan"]["quality"]["level"] == "down" and state(r)["wanb"]["online"]
+    delay.write_text("5")
+    wait_for(lambda: state(r)["wan"]["online"] and level() == "ok", 20, "back online", r)
