@@ -36,7 +36,7 @@ from typing import Any, Self
 
 from bench import chaos_storm as cs
 from bench.chaos_kernel import RouterKernel, wait_for
-from bench.chaos_report import analyze, markdown, update_readme
+from bench.chaos_report import analyze, markdown, reclassify, update_readme
 from mwan.daemon.control import PID_NAME, call
 from mwan.lab import Lab
 from mwan.lab.router import MwanRouter, lab_interfaces, wan_name
@@ -415,12 +415,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "chaos.json"))
     ap.add_argument("--readme", action="store_true",
                     help="also write the table into bench/README.md's chaos section")
+    ap.add_argument("--from-json", metavar="PATH",
+                    help="no run: classify a saved report's broken flows again, print its table")
     args = ap.parse_args(argv)
+    if args.from_json:
+        report = reclassify(json.loads(Path(args.from_json).read_text()), LAG)
+        return emit(report, args)
     if os.geteuid() != 0:
         print("the chaos benchmark needs root (network namespaces)", file=sys.stderr)
         return 1
     print(f"chaos: {args.duration:g} s storm, seed {args.seed}, {args.wans} WANs ...", flush=True)
-    report = run(args)
+    return emit(run(args), args)
+
+
+def emit(report: dict[str, Any], args: argparse.Namespace) -> int:
+    """Write the JSON, print the table, and put it into bench/README.md with --readme."""
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     table = markdown(report)

@@ -49,7 +49,7 @@ def _flows(records: Sequence[dict[str, Any]], cl: cs.Classifier, wans: int, t0: 
     breaks = []
     for r in (r for r in records if r["kind"] == "broken"):
         wan = wan_of(str(r["seen"]), wans) if r.get("seen") else None
-        cause = cl.flow(wan, float(r["last_ok"]), float(r["t"]))
+        cause = cl.flow(wan, float(r["last_ok"]), float(r["t"]), str(r["reason"]))
         breaks.append({"flow": r["flow"], "gen": r["gen"], "wan": wan,
                        "t": round(float(r["t"]) - t0, 3),
                        "stalled_s": round(float(r["t"]) - float(r["last_ok"]), 3),
@@ -141,6 +141,22 @@ def analyze(raw: dict[str, Any], params: dict[str, Any], actions: Sequence[cs.Ac
                       "ok": d.ok, "detail": d.detail} for d in sorted(done, key=lambda d: d.start)],
         "log_tail": raw.get("log_tail", ""),
     }
+
+
+def reclassify(rep: dict[str, Any], lag: float) -> dict[str, Any]:
+    """``rep`` (a saved report) with its broken flows classified again by the current rules."""
+    t0 = float(rep["t0"])
+    done = [cs.Done(cs.Action(e["t"], e["kind"], e["wan"]), t0 + e["t"], t0 + e["t"] + e["took_s"],
+                    e["ok"], e["repair_s"], e["detail"]) for e in rep["timeline"]]
+    cl = cs.Classifier.of(done, int(rep["params"]["wans"]), lag)
+    isps = int(rep["params"]["wans"])
+    records = [{"kind": "broken", "flow": b["flow"], "gen": b["gen"], "t": t0 + b["t"],
+                "last_ok": t0 + b["t"] - b["stalled_s"], "reason": b["reason"],
+                "seen": None if b["wan"] is None else f"10.100.{b['wan']}.2"}
+               for b in rep["flows"]["breaks"]]
+    flows = _flows(records, cl, isps, t0)
+    keep = ("opened", "open_failed", "alive_at_end", "max_gap_s_alive_at_end")
+    return {**rep, "flows": {**flows, **{k: rep["flows"][k] for k in keep}}}
 
 
 # -- the table ------------------------------------------------------------------------------

@@ -236,7 +236,7 @@ class Classifier:
             return "recovering"
         return "none"
 
-    def flow(self, wan: int | None, last_ok: float, t: float) -> str:
+    def flow(self, wan: int | None, last_ok: float, t: float, reason: str = "stall") -> str:
         """Why a flow on ``wan`` broke: ``wan_cut``, ``address_changed`` (its WAN died), or
         ``during KIND`` (a router action), ``carrier_flap``, ``loss``, ``unexplained``."""
         mine = [i for i in self.intervals if i.wan == wan]
@@ -246,15 +246,16 @@ class Classifier:
         if any(d.action.kind == GATEWAY and d.action.wan == wan and last_ok - 1 <= d.end
                and d.start <= t for d in self.router):
             return "address_changed"
+        lossy = _overlaps(((i.start, i.end) for i in mine if i.kind == LOSS), last_ok - 0.5, t)
+        if lossy and reason == "stall":
+            return "loss"
         near = self.actions_near(last_ok - 0.5, t, after=0.5)
         for kind in (NFT_FLUSH, RULES_DEL, GATEWAY, KILL9, RESTART):
             if kind in near:
                 return f"during {kind}"
         if _overlaps(((i.start, i.end) for i in cuts), last_ok - 0.5, t):
             return "carrier_flap"
-        if _overlaps(((i.start, i.end) for i in mine if i.kind == LOSS), last_ok - 0.5, t):
-            return "loss"
-        return "unexplained"
+        return "loss" if lossy else "unexplained"
 
     @staticmethod
     def died(cause: str) -> bool:
