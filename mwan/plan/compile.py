@@ -179,6 +179,28 @@ def base_chains(space: MarkSpace, ids: list[int]) -> list[NftChain]:
     return [prerouting, output, decide("decide", "classify"), decide("decide_out", "classify_out")]
 
 
+def guard_chain(cfg: Config, space: MarkSpace) -> list[NftChain]:
+    """``guard`` (postrouting, before NAT): a packet with one WAN's mark never leaves
+    by another WAN's device.
+
+    mwan's tables never route one WAN's traffic out of another's device; only
+    a packet that fell through to ``main`` does (mwan's ip rules deleted by
+    someone, until the repair).  Let through, it would be masqueraded to the
+    wrong address and its connection's NAT mapping lost (the flow resets);
+    dropped, it is retransmitted once the rules are back.  One lookup of
+    ``mark . oifname`` in a set, whatever the number of WANs.
+    """
+    pairs = sorted({(space.mark(i.id), other.device) for i in cfg.enabled_interfaces
+                    for other in cfg.enabled_interfaces if other.device != i.device})
+    if not pairs:
+        return []
+    key = {"concat": [X.band(X.meta("mark"), space.mask), X.meta("oifname")]}
+    elems = {"set": [{"concat": [m, dev]} for m, dev in pairs]}
+    return [NftChain("guard", ((X.match(key, elems), X.counter(), {"drop": None}),),
+                     comments=("another WAN's mark",), hook="postrouting",
+                     chain_type="filter", priority=HOOK_PRIORITY)]
+
+
 # ------------------------------------------------------------ classify
 
 def classify_chains(cfg: Config, space: MarkSpace, runtime: Mapping[str, IfaceRuntime]
@@ -267,7 +289,8 @@ def compile_nft(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: KernelF
                for p in cfg.policies}
     part = part if part is not None else config_part(cfg)
     devices = {i.id: i.device for i in cfg.enabled_interfaces}
-    chains = (ha_base_chains(cfg, base_chains(space, ids)) + mark_chains(space, ids, devices)
+    chains = (ha_base_chains(cfg, base_chains(space, ids)) + guard_chain(cfg, space)
+              + mark_chains(space, ids, devices)
               + classify_chains(cfg, space, runtime) + [part.rules]
               + policy_chains(cfg, space, list(choices.values()))
               + sticky_gates(cfg, choices) + list(part.sticky_chains))

@@ -302,3 +302,35 @@ def test_repairs_in_metrics_and_web_log(lab: Lab, mwan: Callable[[str], MwanRout
     assert "mwan_apply_failing 0.0" in text
     events = json.loads(m.cli("status", "--json").stdout)["repairs"]["recent"]
     assert events and events[-1]["what"] == "nft table inet mwan deleted"
+
+
+def test_flows_survive_deleted_ip_rules(lab: Lab, mwan: Callable[[str], MwanRouter]) -> None:
+    """Until the repair, a packet that falls through to main is dropped by the guard chain
+    (another WAN's mark must not leave by this WAN), not masqueraded to the wrong address:
+    its flow is retransmitted after the repair instead of being reset (chaos bench finding)."""
+    import subprocess
+
+    m = mwan(cfg(lab))
+    flow_server = "198.51.100.20"
+    lab.ip(lab.inet, "addr", "add", f"{flow_server}/32", "dev", "lo")
+    echo = lab.popen(lab.inet, Lab.python("mwan.lab.traffic", "echo", "--bind", flow_server,
+                                          "--port", "9000", "--duration", "60"),
+                     stdout=subprocess.PIPE, text=True)
+    assert echo.stdout is not None and echo.stdout.readline().strip() == "ready"
+    flows = lab.popen(lab.client_ns(1), Lab.python(
+        "mwan.lab.traffic", "flows", "--dst", flow_server, "--port", "9000", "--count", "20",
+        "--interval", "0.05", "--stall", "4", "--duration", "10"),
+        stdout=subprocess.PIPE, text=True)
+    time.sleep(2)
+    for _ in range(5):
+        for line in mwan_rules(lab):
+            prio = line.split(":", 1)[0]
+            lab.exec(lab.router, "ip", "-4", "rule", "del", "priority", prio, check=False)
+        time.sleep(1)
+    out, _ = flows.communicate(timeout=60)
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    broken = [r for r in records if r["kind"] == "broken"]
+    assert not broken, broken
+    assert state(m)["repairs"]["by_kind"].get("ip_rule", 0) >= 1
+    guard = lab.exec(lab.router, "nft", "list", "chain", "inet", "mwan", "guard").stdout
+    assert "another WAN's mark" in guard
