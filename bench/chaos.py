@@ -47,7 +47,12 @@ CONN_PORT = 80
 REPAIR_LIMIT = 5.0
 TRACKING = {"interval": 1, "failure_interval": 1, "recovery_interval": 1, "timeout": 1,
             "up": 3, "down": 3}
-LAG = TRACKING["up"] * TRACKING["interval"] + TRACKING["timeout"] + 1.0
+
+
+def lag() -> float:
+    """How long after a fault ends its WAN may still be catching up (the `up` rounds)."""
+    return TRACKING["up"] * TRACKING["interval"] + TRACKING["timeout"] + 1.0
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -397,7 +402,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         lab.close()
     raw["lab"] = {"id": lab.id, "namespaces": list(lab.namespaces),
                   "removed": not any(os.path.exists(f"/run/netns/{n}") for n in lab.namespaces)}
-    return analyze(raw, vars(args), actions, LAG)
+    return analyze(raw, vars(args), actions, lag())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -417,9 +422,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="also write the table into bench/README.md's chaos section")
     ap.add_argument("--from-json", metavar="PATH",
                     help="no run: classify a saved report's broken flows again, print its table")
+    ap.add_argument("--interval", type=float, metavar="SECONDS",
+                    help="track every SECONDS (also the failure/recovery interval and the "
+                    "probe timeout), e.g. 0.2; default 1")
     args = ap.parse_args(argv)
+    if args.interval:
+        for k in ("interval", "failure_interval", "recovery_interval", "timeout"):
+            TRACKING[k] = args.interval
     if args.from_json:
-        report = reclassify(json.loads(Path(args.from_json).read_text()), LAG)
+        report = reclassify(json.loads(Path(args.from_json).read_text()), lag())
         return emit(report, args)
     if os.geteuid() != 0:
         print("the chaos benchmark needs root (network namespaces)", file=sys.stderr)
