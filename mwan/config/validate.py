@@ -324,8 +324,10 @@ def _data_cap_problems(r: _Reader, iface: Interface) -> None:
         r.problem("idle_interval", f"{iface.idle_interval} s is shorter than interval "
                   f"{iface.interval:g} s; it is meant to probe less often")
     if iface.data_cap is None:
+        defaults = {f.name: f.default for f in dataclasses.fields(Interface)}
         for option in ("data_cap_period", "data_cap_action"):
-            if r.section.get(option) is not None:
+            # set, and not to its default (show-config writes every option with its value)
+            if r.section.get(option) is not None and getattr(iface, option) != defaults[option]:
                 r.warn(option, "ignored without data_cap")
 
 
