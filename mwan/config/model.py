@@ -40,7 +40,7 @@ from .options import (
     required,
     table,
 )
-from .values import Family, InitialState, IPAddress, IPNetwork, PortRange
+from .values import FAMILIES, Family, InitialState, IPAddress, IPNetwork, PortRange
 
 __all__ = ["Family", "IPAddress", "IPNetwork", "InitialState", "PortRange"]
 
@@ -60,8 +60,10 @@ DATACAP_EVENTS = ("datacap_warn", "datacap_reached", "datacap_reset")
 # what a notify section may ask for: every interface transition, flap hold-downs, data caps
 # the quality window's warning level entered and left (issue 14)
 QUALITY_EVENTS = ("degraded", "healthy")
+# this router's VRRP role changed (config ha): ha_master, ha_backup, ha_fault, ha_stopped
+HA_EVENTS = ("ha_master", "ha_backup", "ha_fault", "ha_stopped", "ha_unknown")
 NOTIFY_EVENTS = ("ifup", "ifdown", "connected", "disconnected", "connecting", "disconnecting",
-                 "dampened", "undampened", *DATACAP_EVENTS, *QUALITY_EVENTS)
+                 "dampened", "undampened", *DATACAP_EVENTS, *QUALITY_EVENTS, *HA_EVENTS)
 TIMER = Duration(0.05, 86400)
 
 
@@ -107,7 +109,7 @@ class Interface:
     device: str = required(Device(), "the Linux device (default: from the network config, "
                            "else the section name)")
     enabled: bool = opt(Bool(), False, "track and use this interface")
-    family: Family = opt(Choice(("ipv4", "ipv6")), "ipv4", "the address family")
+    family: Family = opt(Choice(FAMILIES), "ipv4", "the address family")
     gateway: IPAddress | None = opt(Address(), None, "next hop (default: the main table's "
                                     "default route via the device)")
     track_ip: tuple[IPAddress, ...] = opt(Address(), (), "targets probed each round (none: "
@@ -243,7 +245,7 @@ class Rule:
         other family's pass).
         """
         candidates: tuple[Family, ...] = (
-            ("ipv4", "ipv6") if self.family == "any" else (self.family,))
+            FAMILIES if self.family == "any" else (self.family,))
         fams: list[Family] = []
         for fam in candidates:
             version = 4 if fam == "ipv4" else 6

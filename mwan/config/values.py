@@ -10,6 +10,7 @@ from typing import Literal
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Family = Literal["ipv4", "ipv6"]
+FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")  # written once; everything imports this
 
 
 class InitialState(str, Enum):

@@ -26,9 +26,10 @@ from ..config.validate import load_config, parse_config, read_network_devices
 from ..kernel.apply import ApplyResult, KernelApplier
 from ..kernel.nft import CheckError
 from ..plan.compile import ConfigPart, compile_plan, config_part
+from ..plan.names import MAIN_TABLE
 from ..plan.state import Desired, IfaceRuntime, KernelFacts
 from ..track.tracker import Tracker
-from . import adopt, hooks, netlink, report
+from . import adopt, hooks, netlink, queries
 from .applyloop import ApplyLoop, Links
 from .configcheck import candidate_desired, refusal_message
 from .control import PID_NAME, ControlError, ControlServer, int_arg, str_arg
@@ -94,8 +95,8 @@ class Daemon:
             "use": self._cmd_use,
             "events": self._cmd_events,
         })
-        # state, report, explain, wan_info: read-only, in their own module
-        self.control.handlers.update(report.handlers(self))
+        # state, report, explain: the read-only queries, in their own module
+        self.control.handlers.update(queries.handlers(self))
 
     # ------------------------------------------------------------ the door
     @property
@@ -149,7 +150,7 @@ class Daemon:
             except Exception:  # a subscriber's bug must not stop the daemon
                 log.exception("event subscriber failed on %s", ev)
 
-    # ------------------------------------------------------------ for daemon/report
+    # ------------------------------------------------------------ for daemon/queries
     @property
     def cfg(self) -> Config:
         return self.ifaces.cfg
@@ -247,10 +248,29 @@ class Daemon:
                 # someone else's route in a WAN table may have replaced one of mwan's
                 self.loop.verify_routing()
                 continue
-            if ev.kind == "route" and ev.table not in (254, None) and \
+            if ev.kind == "route" and ev.table not in (MAIN_TABLE, None) and \
                     ev.table not in self.cfg.globals.rt_table_lookup:
                 continue
             self.loop.request()
+
+    # ------------------------------------------------------------ HA
+    async def _watch_ha_role(self, every: float = 1.0) -> None:
+        """With config ha: each change of this router's VRRP role is an event (log, web UI
+        log, webhooks); the role is read from keepalived's hook (mwan.ha.status)."""
+        from ..ha.status import read_role
+
+        last: str | None = None
+        while True:
+            ha = self.cfg.ha
+            role = read_role(ha) if ha is not None else None
+            if role is not None and last is not None and role != last:
+                now = time.time()
+                action, reason = f"ha_{role.lower()}", f"VRRP role {last} -> {role}"
+                log.warning("this router's HA role: %s", reason)
+                self.ifaces.event_log.append((now, "-", action, reason))
+                self._publish(DaemonEvent("ha", now, action=action, reason=reason))
+            last = role
+            await asyncio.sleep(every)
 
     # ------------------------------------------------------------ commands
     async def _cmd_ping(self, args: dict[str, Any]) -> Any:
@@ -394,6 +414,7 @@ class Daemon:
             raise StartFailed(f"the first apply failed: {reason}")
         self._tasks.append(asyncio.create_task(self._netlink_loop()))
         self._tasks.append(asyncio.create_task(self._hooks.run()))  # cancelled at shutdown
+        self._tasks.append(asyncio.create_task(self._watch_ha_role()))
         self.ifaces.start_trackers(self.ifaces.sync_trackers())
         await self.control.start()
         await self._sync_web()

@@ -20,7 +20,7 @@ from ..config.model import Config
 class DaemonEvent:
     """Something the daemon did: an interface event, an apply, a repair."""
 
-    kind: str  # "interface", "apply" or "repair"
+    kind: str  # "interface", "apply", "repair" or "ha" (this router's VRRP role changed)
     time: float
     interface: str | None = None
     action: str | None = None  # interface: ifup, connected, ...
@@ -44,7 +44,7 @@ class Door(Protocol):
 
     async def call(self, cmd: str, args: dict[str, Any] | None = None) -> Any:
         """A control-socket command (``state``, ``report``, ``events``, ``explain``,
-        ``ifup``, ``ifdown``, ``wan_info`` ...); raises ControlError."""
+        ``ifup``, ``ifdown``, ``use`` ...); raises ControlError."""
 
     async def set_config(self, text: str) -> None:
         """Validate, check against the kernel, write and apply a new config;

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from ..config.model import Interface
+from ..plan.names import MAIN_TABLE
 from ..plan.state import KernelFacts
 from ..track.dampen import Dampening
 
@@ -38,7 +39,7 @@ def gateway_for(iface: Interface, facts: KernelFacts) -> str | None:
         return str(iface.gateway)
     best: tuple[int, str] | None = None
     for r in facts.routes:
-        if r.table == 254 and r.is_default and r.dev == iface.device and r.family == iface.family \
+        if r.table == MAIN_TABLE and r.is_default and r.dev == iface.device and r.family == iface.family \
                 and r.gateway is not None:
             metric = r.metric or 0
             if best is None or metric < best[0]:

@@ -143,6 +143,20 @@ def _neighbour(peer: str, device: str) -> str | None:
     return str(states[0]) if states else None
 
 
+def read_role(ha: Ha) -> str:
+    """This router's VRRP role as the hook last wrote it (STOPPED: keepalived is not running).
+
+    Cheap (a small file and a pid): the daemon polls it to send role changes as events.
+    """
+    paths = Paths.of(ha)
+    try:
+        with open(paths.role_file, encoding="utf-8") as fh:
+            last, _since = parse_role(fh.read())
+    except OSError:
+        last = None
+    return (last or "UNKNOWN") if _pid_alive(paths.keepalived_pid) else "STOPPED"
+
+
 def read_status(ha: Ha, conntrackd: str = CONNTRACKD) -> HaStatus:
     """Ask keepalived's files, conntrackd and the kernel; see the module docstring."""
     paths = Paths.of(ha)

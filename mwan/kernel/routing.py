@@ -20,6 +20,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import rt_type
 from pyroute2.netlink.rtnl.fibmsg import FR_ACT_NAMES
 
+from ..config.values import FAMILIES
 from ..plan.state import RTPROT_MWAN, AddrInfo, Family, IpRule, KernelFacts, Route, RouteInfo
 from .diff import RoutesKnown, known_routes, normal_routes, route_ops, rule_ops
 
@@ -132,7 +133,7 @@ class Routing:
 
     def facts(self, lookup_tables: Iterable[int] = ()) -> KernelFacts:
         routes: list[RouteInfo] = []
-        for fam in ("ipv4", "ipv6"):
+        for fam in FAMILIES:
             routes += self.read_routes(fam, MAIN_TABLE)
             for t in lookup_tables:
                 routes += self.read_routes(fam, t)
@@ -199,7 +200,7 @@ class Routing:
         wanted = set(tables)
         out: set[Route] = set()
         complete = True
-        for fam in ("ipv4", "ipv6"):
+        for fam in FAMILIES:
             try:
                 msgs = self.ipr.get_routes(family=AF[fam])
             except NetlinkError as exc:

@@ -35,7 +35,7 @@ class Event:
 
 
 def snapshot_of(state: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The latency/loss part of one interface's ``state`` (daemon/report.iface_state)."""
+    """The latency/loss part of one interface's ``state`` (daemon/queries.iface_state)."""
     if not state:
         return {"status": None, "online": None, "targets": []}
     return {

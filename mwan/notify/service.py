@@ -119,9 +119,12 @@ class NotifyService:
     # ------------------------------------------------------------ the listener
     def on_event(self, ev: DaemonEvent) -> None:
         """Called by the daemon: never blocks, never raises on a full queue."""
-        if ev.kind != "interface" or ev.interface is None or ev.action is None:
+        if ev.kind == "ha" and ev.action is not None:
+            item = M.Event("ha", ev.action, ev.reason, ev.time)  # the router's VRRP role
+        elif ev.kind != "interface" or ev.interface is None or ev.action is None:
             return
-        item = M.Event(ev.interface, ev.action, ev.reason, ev.time)
+        else:
+            item = M.Event(ev.interface, ev.action, ev.reason, ev.time)
         for t in self.targets.values():
             if t.notify.wants(ev.action):
                 t.put(item)

@@ -32,7 +32,7 @@ from ..config.model import Config
 from . import classify as C
 from . import nftexpr as X
 from .ha import ha_base_chains  # config ha: the mid-stream TCP drop
-from .names import (  # noqa: F401 - re-exported: the names of the table
+from .names import (
     ADDR_TYPE,
     ALWAYS_CONNECTED,
     FALLBACK_PRIORITY,
@@ -40,16 +40,12 @@ from .names import (  # noqa: F401 - re-exported: the names of the table
     FWMARK_PRIORITY,
     HOOK_PRIORITY,
     IIF_PRIORITY,
-    IP_PROTO,
     MAIN_TABLE,
     ND_TYPES,
-    NFT_LOG_LEVEL,
     SUFFIX,
     mark_chain,
     policy_chain,
     save_chain,
-    sticky_chain,
-    sticky_set,
     user_set,
 )
 from .policy import PolicyChoice, choose

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from .state import Family
+from ..config import values
+from ..config.values import Family
+
+FAMILIES = values.FAMILIES  # one definition, in config/values
 
 HOOK_PRIORITY = -149  # mangle + 1, as fw4-compatible multi-WAN tables do
-FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
 SUFFIX = {"ipv4": "v4", "ipv6": "v6"}
 ADDR_TYPE = {"ipv4": "ipv4_addr", "ipv6": "ipv6_addr"}
 IP_PROTO = {"ipv4": "ip", "ipv6": "ip6"}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ..config.model import Config, Policy
+from ..config.values import FAMILIES
 from .state import Family, IfaceRuntime
 
 
@@ -147,7 +148,7 @@ def latency_pick(policy: Policy, tier: Tier, runtime: Mapping[str, IfaceRuntime]
 def all_choices(cfg: Config, runtime: Mapping[str, IfaceRuntime]) -> tuple[PolicyChoice, ...]:
     """Every policy for both families, in config order."""
     return tuple(
-        choose(cfg, p, fam, runtime) for fam in ("ipv4", "ipv6") for p in cfg.policies
+        choose(cfg, p, fam, runtime) for fam in FAMILIES for p in cfg.policies
     )
 
 

@@ -12,7 +12,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Family = Literal["ipv4", "ipv6"]
+from ..config import values
+
+Family = values.Family  # one definition, in config/values
 
 TABLE_FAMILY = "inet"
 TABLE_NAME = "mwan"

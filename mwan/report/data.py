@@ -7,11 +7,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..config.model import Config
+from ..config.values import FAMILIES
 from ..plan.compile import bypass_networks
 from ..plan.policy import choose
 from ..plan.state import IfaceRuntime, KernelFacts
-
-FAMILIES = ("ipv4", "ipv6")
 
 
 def policies(cfg: Config, runtime: Mapping[str, IfaceRuntime]) -> dict[str, dict[str, Any]]:
@@ -20,7 +19,7 @@ def policies(cfg: Config, runtime: Mapping[str, IfaceRuntime]) -> dict[str, dict
     for fam in FAMILIES:
         per: dict[str, Any] = {}
         for p in sorted(cfg.policies, key=lambda p: p.name):
-            c = choose(cfg, p, fam, runtime)  # type: ignore[arg-type]
+            c = choose(cfg, p, fam, runtime)
             per[p.name] = {
                 "members": [{"interface": s.interface, "member": s.member, "metric": s.metric,
                              "weight": s.weight, "percent": round(s.percent, 1)}
@@ -35,9 +34,9 @@ def policies(cfg: Config, runtime: Mapping[str, IfaceRuntime]) -> dict[str, dict
 
 def connected(cfg: Config, facts: KernelFacts) -> dict[str, list[str]]:
     """The connected ("bypass") networks per family, as the datapath has them."""
-    out = {}
+    out: dict[str, list[str]] = {}
     for fam in FAMILIES:
-        nets, custom = bypass_networks(cfg, facts, fam)  # type: ignore[arg-type]
+        nets, custom = bypass_networks(cfg, facts, fam)
         out[fam] = [str(n) for n in nets + custom]
     return out
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config.values import FAMILIES
 from ..daemon.drift import KINDS
 
 NUM = {"type": "number"}
@@ -17,7 +18,6 @@ STR = {"type": "string"}
 STR_OR_NULL = {"type": ["string", "null"]}
 BOOL = {"type": "boolean"}
 STRS = {"type": "array", "items": STR}
-FAMILIES = ("ipv4", "ipv6")
 
 
 def _obj(props: dict[str, Any], required: list[str] | None = None,

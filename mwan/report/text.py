@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..config.values import FAMILIES
+
 
 def hms(seconds: float | None) -> str:
     """mwan3's ``00h:00m:54s``."""
@@ -94,7 +96,7 @@ def connected(report: dict[str, Any]) -> str:
 
 def rules(report: dict[str, Any]) -> str:
     lines = []
-    for fam in ("ipv4", "ipv6"):
+    for fam in FAMILIES:
         lines.append(f"Active {fam} user rules:")
         for r in report["rules"]:
             if r["family"] != fam:

@@ -60,12 +60,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 from ..config.model import HTTPS_PORT, TRACK_METHODS, TRACK_PORTS
-from .packets import (  # noqa: F401 - re-exported for callers and tests
+from .packets import (
     DNS_TYPES,
     ETH_P_ARP,
-    IcmpMessage,
     arp_request,
-    checksum,
     dns_query,
     echo_request,
     parse_arp_reply,

@@ -15,19 +15,17 @@ from typing import Any
 
 import pytest
 
-from mwan.track.probes import (
+from mwan.track.packets import (
     ETH_P_ARP,
     IcmpMessage,
-    ProbeSpec,
-    TargetResult,
     arp_request,
     checksum,
     echo_request,
     parse_arp_reply,
     parse_icmp,
-    probe,
     same_address,
 )
+from mwan.track.probes import ProbeSpec, TargetResult, probe
 
 # -- results ------------------------------------------------------------------
 

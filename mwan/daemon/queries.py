@@ -1,4 +1,5 @@
-"""Read-only control commands: the report behind status/interfaces/policies/... and explain."""
+"""The read-only queries of the control socket: ``state``, ``report`` (behind
+status/interfaces/policies/...), ``explain``.  The pure formatting is in mwan/report."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config.model import Ha, Interface
+from ..config.values import FAMILIES
 from ..ha.status import read_status
 from ..kernel.nft import chain_rules_with_counters, set_networks
 from ..plan.names import SUFFIX, user_set
@@ -108,10 +110,10 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
         nft = daemon.applier().nft
         out: dict[str, list[str]] = {}
         for name in sorted({r.ipset for r in daemon.cfg.rules if r.ipset is not None}):
-            out[name] = [n for fam in ("ipv4", "ipv6")
+            out[name] = [n for fam in FAMILIES
                          for n in set_networks(nft, user_set(name, fam)) or []]
-        dynamic = {fam: set_networks(nft, f"dynamic_{SUFFIX[fam]}") or []
-                   for fam in ("ipv4", "ipv6")}
+        dynamic: dict[str, list[str]] = {fam: set_networks(nft, f"dynamic_{SUFFIX[fam]}") or []
+                                         for fam in FAMILIES}
         return out, dynamic
 
     async def do_explain(args: dict[str, Any]) -> Any:
