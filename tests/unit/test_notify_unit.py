@@ -208,3 +208,49 @@ def test_the_web_form_shows_notify_sections_without_their_secret() -> None:
     form = body[body.index("<h2>Notifications</h2>"):]
     assert 'name="opt:url" value="http://192.0.2.10:8080/hook"' in form
     assert "s3cret" not in body and 'value="(set)" disabled' in form
+
+
+def test_ha_role_changes_are_sent(tmp_path: Any) -> None:
+    """A VRRP role change (DaemonEvent kind "ha") is queued like an interface event."""
+    async def main() -> None:
+        door = FakeDoor(cfg(NOTIFY.replace("\tlist event 'datacap_warn'\n",
+                                           "\tlist event 'ha_master'\n")))
+        svc = S.NotifyService(door)  # type: ignore[arg-type]
+        gate = asyncio.Event()
+
+        async def post(n: Any, data: bytes, hdrs: dict[str, str]) -> str | None:
+            await gate.wait()
+            return None
+        svc._post = post  # type: ignore[method-assign]
+        svc.sync(door.config)
+        await asyncio.sleep(0)
+        for f in list(door.listeners):
+            f(DaemonEvent("ha", 1.0, action="ha_master", reason="VRRP role BACKUP -> MASTER"))
+            f(DaemonEvent("ha", 2.0, action="ha_backup", reason="filtered out"))
+        queued = list(svc.targets["hook"].queue)
+        assert [(e.interface, e.event) for e in queued] == [("ha", "ha_master")]
+        gate.set()
+        await svc.close()
+
+    asyncio.run(main())
+
+
+def test_read_role(tmp_path: Any) -> None:
+    import os
+
+    from mwan.ha.status import Paths, read_role
+
+    text = ("config interface 'wan'\n\toption enabled '1'\n\toption device 'eth1'\n"
+            "config ha 'ha'\n\toption router_id 'ra'\n\toption sync_device 'sync0'\n"
+            "\toption sync_address '172.31.0.1'\n\toption peer '172.31.0.2'\n"
+            f"\tlist virtual_address 'eth1 192.0.2.1/24'\n\toption run_dir '{tmp_path}'\n")
+    ha = parse_config(text, "f").ha
+    assert ha is not None
+    assert read_role(ha) == "STOPPED"  # no keepalived pid
+    paths = Paths.of(ha)
+    with open(paths.keepalived_pid, "w") as fh:
+        fh.write(f"{os.getpid()}\n")
+    assert read_role(ha) == "UNKNOWN"
+    with open(paths.role_file, "w") as fh:
+        fh.write("MASTER 1764570000\n")
+    assert read_role(ha) == "MASTER"
