@@ -53,13 +53,15 @@ def known_from_listing(objs: Iterable[dict[str, Any]]) -> NftKnown:
     for o in objs:
         if "chain" in o:
             chains[o["chain"]["name"]] = None
-        elif "set" in o:
-            s = o["set"]
+        elif "set" in o or "map" in o:
+            s = o.get("set") or o["map"]
             kind = tuple(s["type"]) if isinstance(s["type"], list) else s["type"]
             flags = s.get("flags", ())
             flags = (flags,) if isinstance(flags, str) else tuple(flags)
+            counter = any("counter" in st for st in s.get("stmt", ()) if isinstance(st, dict))
             sets[s["name"]] = NftSet(s["name"], kind, flags, s.get("timeout"),
-                                     elements=UNKNOWN_ELEMENTS)
+                                     elements=UNKNOWN_ELEMENTS,
+                                     map=s.get("map") if "map" in o else None, counter=counter)
     return NftKnown(chains, sets)
 
 
@@ -107,7 +109,8 @@ def nft_batch(table: NftTable, known: NftKnown) -> list[dict[str, Any]]:
     or their shape changed: then the set is deleted and re-created, and every
     chain is rewritten first (a set in use cannot be deleted).  Order: new
     chains and sets, flushes, set re-creation, elements, rules, then the
-    deletion of what is no longer wanted (flushed first, so no jump is left).
+    deletion of what is no longer wanted (flushed first, so no jump is left;
+    sets before chains, so no map element is left jumping to a deleted chain).
     """
     old_chains, old_sets = known.chains, known.sets
     want_chains = {c.name: c for c in table.chains}
@@ -140,8 +143,9 @@ def nft_batch(table: NftTable, known: NftKnown) -> list[dict[str, Any]]:
             batch.append(elements_cmd("add", s))
     for c in changed:
         batch += rule_cmds(c)
-    batch += [{"delete": {"chain": _ref(n)}} for n in stale_chains]
+    # sets first: a stale map's elements may still jump to a stale chain
     batch += [{"delete": {"set": _ref(n)}} for n in stale_sets]
+    batch += [{"delete": {"chain": _ref(n)}} for n in stale_chains]
     if batch:
         batch.insert(0, {"add": {"table": {"family": TABLE_FAMILY, "name": TABLE_NAME}}})
     return batch

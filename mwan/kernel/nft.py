@@ -204,7 +204,7 @@ class NftApplier:
         if objs is None:
             return ["nft table inet mwan missing"]
         chains = {o["chain"]["name"] for o in objs if "chain" in o}
-        sets = {o["set"]["name"] for o in objs if "set" in o}
+        sets = {(o.get("set") or o["map"])["name"] for o in objs if "set" in o or "map" in o}
         out = [f"chain {c.name} missing" for c in table.chains if c.name not in chains]
         out += [f"set {s.name} missing" for s in table.sets if s.name not in sets]
         return out

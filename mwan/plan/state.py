@@ -96,20 +96,27 @@ class NftSet:
     timeout: int | None = None
     elements: tuple[Any, ...] | None = ()
     comment: str | None = None
+    map: str | None = None  # a map's data type ("verdict"); None: a set
+    counter: bool = False  # each element counts its packets and bytes
 
     def definition(self) -> dict[str, Any]:
         d: dict[str, Any] = {"family": TABLE_FAMILY, "table": TABLE_NAME, "name": self.name,
                              "type": list(self.type) if isinstance(self.type, tuple)
                              else self.type}
+        if self.map is not None:
+            d["map"] = self.map
         if self.flags:
             d["flags"] = list(self.flags)
         if self.timeout is not None:
             d["timeout"] = self.timeout
+        if self.counter:
+            d["stmt"] = [{"counter": None}]
         return d
 
-    def shape(self) -> tuple[str | tuple[str, ...], tuple[str, ...], int | None]:
+    def shape(self) -> tuple[str | tuple[str, ...], tuple[str, ...], int | None, str | None,
+                             bool]:
         """What cannot change in place (a change means delete and re-create)."""
-        return (self.type, tuple(sorted(self.flags)), self.timeout)
+        return (self.type, tuple(sorted(self.flags)), self.timeout, self.map, self.counter)
 
 
 @dataclass(frozen=True)
