@@ -11,7 +11,7 @@ dnsmasq's ``nftset=``) and sticky maps keep their contents across applies.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,6 +226,20 @@ def chain_rules_with_counters(applier: NftApplier, chain: str) -> list[dict[str,
     """The rules of one chain as listed (with counter values and comments)."""
     objs = applier.listing("chain", chain) or []
     return [o["rule"] for o in objs if "rule" in o]
+
+
+def looked_up_maps(applier: NftApplier, rules: Iterable[Mapping[str, Any]]
+                   ) -> dict[str, list[Any]]:
+    """The elements (with their counters and comments) of the named maps ``rules`` look up."""
+    out: dict[str, list[Any]] = {}
+    for r in rules:
+        for stmt in r.get("expr", ()):
+            v = stmt.get("vmap") if isinstance(stmt, dict) else None
+            data = v.get("data") if isinstance(v, dict) else None
+            if isinstance(data, str) and data.startswith("@") and data[1:] not in out:
+                objs = applier.listing("map", data[1:]) or []
+                out[data[1:]] = [e for o in objs if "map" in o for e in o["map"].get("elem", ())]
+    return out
 
 
 def set_networks(applier: NftApplier, name: str) -> list[str] | None:

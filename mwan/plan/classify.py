@@ -126,6 +126,31 @@ class BySource:
     pairs: tuple[tuple[str, int], ...]
 
 
+KeyField = Literal["saddr", "daddr", "l4proto", "sport", "dport"]
+KeyValue = IPNetwork | int | PortRange  # a network, a protocol number, a port range
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One rule in a :class:`Lookup`: for each key field, the values it takes."""
+    values: tuple[tuple[KeyValue, ...], ...]
+    decision: Decision
+    rule: str
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A verdict map over a run of rules (:mod:`mwan.plan.group`): key → decision.
+
+    Its entries never overlap, so which one a packet finds does not depend on
+    their order; the map is named ``name`` and counts per element.
+    """
+    name: str
+    family: Family
+    fields: tuple[KeyField, ...]
+    entries: tuple[Entry, ...]
+
+
 @dataclass(frozen=True)
 class Goto:
     """Continue in another classifier chain; its end ends this one too."""
@@ -151,11 +176,11 @@ class Log:
 
 
 Decision = Mark | ToPolicy | ToSticky
-Verdict = Decision | ByIif | BySource | Goto | Jump | Return | Log
+Verdict = Decision | ByIif | BySource | Lookup | Goto | Jump | Return | Log
 
 # why a step is there (explain phrases its answer from it)
 Kind = Literal["inbound_connected", "inbound", "connected", "custom", "dynamic", "source",
-               "rules", "decided", "rule", "log"]
+               "rules", "decided", "rule", "log", "group"]
 
 
 @dataclass(frozen=True)
@@ -328,6 +353,39 @@ def holds(m: Match, pkt: Packet, contents: Contents) -> bool | None:
     return False  # Decided: a walk stops at the first decision
 
 
+def key_value(f: KeyField, pkt: Packet) -> IPAddress | int | None:
+    """The packet's value for one key field (None: it has none, e.g. no ports)."""
+    if f == "saddr":
+        return pkt.src
+    if f == "daddr":
+        return pkt.dst
+    if f == "l4proto":
+        return pkt.proto
+    return pkt.sport if f == "sport" else pkt.dport
+
+
+def value_holds(v: KeyValue, x: IPAddress | int) -> bool:
+    if isinstance(v, PortRange):
+        return isinstance(x, int) and v.low <= x <= v.high
+    if isinstance(v, int):
+        return x == v
+    return not isinstance(x, int) and x.version == v.version and x in v
+
+
+def entry_for(v: Lookup, pkt: Packet) -> Entry | None:
+    """The entry of the map the packet finds (entries do not overlap), or None."""
+    if pkt.family != v.family:
+        return None
+    got = [key_value(f, pkt) for f in v.fields]
+    if any(x is None for x in got):
+        return None
+    for e in v.entries:
+        if all(any(value_holds(val, x) for val in vals)  # type: ignore[arg-type]
+               for vals, x in zip(e.values, got)):
+            return e
+    return None
+
+
 def _lookup(v: ByIif | BySource, pkt: Packet) -> tuple[bool, int | None]:
     """(known, the id a verdict map gives the packet; None: no element for it)."""
     if isinstance(v, ByIif):
@@ -369,6 +427,12 @@ def walk(chains: Chains, start: str, pkt: Packet, contents: Contents) -> Walk:
                     if h is False:
                         break
             v = step.verdict
+            if applied and isinstance(v, Lookup):
+                e = entry_for(v, pkt)
+                applied = e is not None
+                if e is not None:
+                    seen.append(Outcome(chain, step, True))
+                    return e.decision
             if applied and isinstance(v, (ByIif, BySource)):
                 known, ident = _lookup(v, pkt)
                 applied = (ident is not None) if known else None
@@ -385,7 +449,7 @@ def walk(chains: Chains, start: str, pkt: Packet, contents: Contents) -> Walk:
                 if d is not None:
                     return d
                 continue
-            if isinstance(v, (ByIif, BySource)):
+            if isinstance(v, (ByIif, BySource, Lookup)):
                 continue
             return v
         return None

@@ -31,6 +31,7 @@ from ..config.marks import MarkSpace
 from ..config.model import Config
 from . import classify as C
 from . import nftexpr as X
+from .group import grouped
 from .ha import ha_base_chains  # config ha: the mid-stream TCP drop
 from .names import (
     ADDR_TYPE,
@@ -243,11 +244,21 @@ def policy_verdict(cfg: Config, space: MarkSpace, choice: PolicyChoice) -> tuple
     return (X.vmap(ng, pairs),)
 
 
-def rules_chain(cfg: Config, space: MarkSpace) -> NftChain:
-    """The user rules (:func:`mwan.plan.classify.rule_steps`), rendered."""
-    steps = C.rule_steps(cfg, space)
-    return NftChain("rules", tuple(X.render_step(st) for st in steps),
-                    comments=tuple(st.comment for st in steps))
+def rules_chain(cfg: Config, space: MarkSpace) -> tuple[NftChain, list[NftSet]]:
+    """The user rules (:func:`mwan.plan.classify.rule_steps`), runs of them as verdict maps
+    (:func:`mwan.plan.group.grouped`), rendered; and those maps."""
+    steps = grouped(C.rule_steps(cfg, space))
+    chain = NftChain("rules", tuple(X.render_step(st) for st in steps),
+                     comments=tuple(st.comment for st in steps))
+    return chain, [lookup_map(st.verdict) for st in steps if isinstance(st.verdict, C.Lookup)]
+
+
+def lookup_map(v: C.Lookup) -> NftSet:
+    """The verdict map of a run of rules: interval keys, a counter per element."""
+    types = tuple(ADDR_TYPE[v.family] if f in ("saddr", "daddr")
+                  else "inet_proto" if f == "l4proto" else "inet_service" for f in v.fields)
+    return NftSet(v.name, types if len(types) > 1 else types[0], ("interval",),
+                  elements=tuple(X.lookup_elements(v)), map="verdict", counter=True)
 
 
 @dataclass(frozen=True)
@@ -262,12 +273,14 @@ class ConfigPart:
     rules: NftChain
     sticky_chains: tuple[NftChain, ...]
     sticky_sets: tuple[NftSet, ...]
+    rule_maps: tuple[NftSet, ...] = ()
 
 
 def config_part(cfg: Config) -> ConfigPart:
     space = MarkSpace(cfg.globals.mmx_mask)
     chains, sets = sticky_static(cfg, space)
-    return ConfigPart(rules_chain(cfg, space), tuple(chains), tuple(sets))
+    rules, maps = rules_chain(cfg, space)
+    return ConfigPart(rules, tuple(chains), tuple(sets), tuple(maps))
 
 
 def user_sets(cfg: Config) -> list[NftSet]:
@@ -290,7 +303,8 @@ def compile_nft(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: KernelF
               + classify_chains(cfg, space, runtime) + [part.rules]
               + policy_chains(cfg, space, list(choices.values()))
               + sticky_gates(cfg, choices) + list(part.sticky_chains))
-    sets = bypass_sets(cfg, facts) + user_sets(cfg) + list(part.sticky_sets)
+    sets = (bypass_sets(cfg, facts) + user_sets(cfg) + list(part.sticky_sets)
+            + list(part.rule_maps))
     return NftTable(sets=tuple(sets), chains=tuple(chains))
 
 

@@ -43,6 +43,11 @@ def sticky_set(rule: str, family: Family) -> str:
     return f"sticky_{SUFFIX[family]}_{rule}"
 
 
+def rule_map(index: int, family: Family) -> str:
+    """A verdict map holding a run of user rules (plan/group.py)."""
+    return f"rules_{SUFFIX[family]}_{index}"
+
+
 def user_set(name: str, family: Family) -> str:
     """The nft set behind a rule's ``ipset`` option, one per family."""
     return f"{name}_{SUFFIX[family]}"
@@ -55,8 +60,8 @@ def reserved_ipset(name: str) -> str | None:
     """The set of mwan's own that a rule's ``ipset`` NAME would collide with, or None.
 
     A rule's ipset becomes the sets :func:`user_set` names; mwan itself names
-    the bypass sets (``connected_v4``, ...) and a :func:`sticky_set` per sticky
-    rule.  ``ipset 'connected'`` would be ``connected_v4``, and ``ipset
+    the bypass sets (``connected_v4``, ...), a :func:`sticky_set` per sticky
+    rule and the :func:`rule_map` maps.  ``ipset 'connected'`` would be ``connected_v4``, and ``ipset
     'sticky_v4_a'`` would be ``sticky_v4_a_v4``, the sticky set of a rule
     ``a_v4``: any name that can collide is reserved, whatever rules exist now.
     """
@@ -68,4 +73,5 @@ def reserved_ipset(name: str) -> str | None:
 
 
 _OWN_SETS = frozenset(f"{kind}_{SUFFIX[fam]}" for kind in BYPASS_SETS for fam in FAMILIES)
-_STICKY_PREFIXES = tuple(sticky_set("", fam) for fam in FAMILIES)
+_STICKY_PREFIXES = tuple(sticky_set("", fam) for fam in FAMILIES) + tuple(
+    rule_map(0, fam)[:-1] for fam in FAMILIES)

@@ -7,6 +7,7 @@ config can become code.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from ..config.model import IPNetwork, PortRange
@@ -111,6 +112,39 @@ def render_match(m: C.Match) -> Stmt:
     return match(band(meta("mark"), m.mask), 0, "!=")
 
 
+def key_expr(family: str, f: C.KeyField) -> Expr:
+    if f in ("saddr", "daddr"):
+        return payload(IP_PROTO[family], f)
+    if f == "l4proto":
+        return meta("l4proto")
+    return payload("th", f)  # the key holds l4proto (tcp/udp) first
+
+
+def lookup_key(v: C.Lookup) -> Expr:
+    keys = [key_expr(v.family, f) for f in v.fields]
+    return keys[0] if len(keys) == 1 else {"concat": keys}
+
+
+def key_value(x: C.KeyValue) -> Expr:
+    if isinstance(x, PortRange):
+        return port_value(x)
+    if isinstance(x, int):
+        return x
+    return addr_value(x)
+
+
+def lookup_elements(v: C.Lookup) -> list[Expr]:
+    """The map's elements: each entry's combinations of values, commented with its rule."""
+    out: list[Expr] = []
+    for e in v.entries:
+        target = render_verdict(e.decision)
+        for combo in itertools.product(*e.values):
+            vals = [key_value(x) for x in combo]
+            key = vals[0] if len(vals) == 1 else {"concat": vals}
+            out.append([{"elem": {"val": key, "comment": e.rule}}, target])
+    return out
+
+
 def render_verdict(v: C.Verdict) -> Stmt:
     if isinstance(v, C.Mark):
         return goto(mark_chain(v.ident))
@@ -123,6 +157,8 @@ def render_verdict(v: C.Verdict) -> Stmt:
     if isinstance(v, C.BySource):
         return vmap(payload(IP_PROTO[v.family], "saddr"),
                     [(a, goto(mark_chain(i))) for a, i in v.pairs])
+    if isinstance(v, C.Lookup):
+        return {"vmap": {"key": lookup_key(v), "data": set_ref(v.name)}}
     if isinstance(v, C.Goto):
         return goto(v.chain)
     if isinstance(v, C.Jump):

@@ -9,6 +9,7 @@ from typing import Any
 from ..config.model import Config
 from ..config.values import FAMILIES
 from ..plan.compile import bypass_networks
+from ..plan.names import rule_map
 from ..plan.policy import choose
 from ..plan.state import IfaceRuntime, KernelFacts
 
@@ -41,28 +42,41 @@ def connected(cfg: Config, facts: KernelFacts) -> dict[str, list[str]]:
     return out
 
 
-def rule_counters(cfg: Config, nft_rules: Sequence[Mapping[str, Any]]
-                  ) -> list[dict[str, Any]]:
-    """The user rules with their nft counters, in order, one entry per rule and family."""
-    counters: list[tuple[str, int, int]] = []
+def rule_counters(cfg: Config, nft_rules: Sequence[Mapping[str, Any]],
+                  maps: Mapping[str, Sequence[Any]] | None = None) -> list[dict[str, Any]]:
+    """The user rules with their nft counters, in order, one entry per rule and family.
+
+    A rule is counted by its own nft rule (commented with its name), or, in a
+    run of rules that became a verdict map (plan/group.py), by that map's
+    elements (each commented with its rule's name; the map is per family).
+    """
+    counts: dict[tuple[str, str], list[int]] = {}
     for r in nft_rules:
         comment = r.get("comment") or ""
         if comment.startswith("log "):
+            continue
+        looked = _map_lookup(r)
+        if looked is not None:
+            mfam = next(f for f, p in zip(FAMILIES, _MAP_PREFIXES) if looked.startswith(p))
+            for e in (maps or {}).get(looked, ()):
+                el = e[0].get("elem", {}) if isinstance(e, list) and isinstance(e[0], dict) else {}
+                c = el.get("counter") or {}
+                tot = counts.setdefault((str(el.get("comment", "")), mfam), [0, 0])
+                tot[0] += int(c.get("packets", 0))
+                tot[1] += int(c.get("bytes", 0))
             continue
         pkts = byts = 0
         for stmt in r.get("expr", ()):
             if isinstance(stmt, dict) and "counter" in stmt:
                 pkts = int(stmt["counter"].get("packets", 0))
                 byts = int(stmt["counter"].get("bytes", 0))
-        counters.append((comment, pkts, byts))
+        rfam = _rule_family(r) or next(
+            (f for f in FAMILIES if (comment, f) not in counts), "ipv4")
+        counts[(comment, rfam)] = [pkts, byts]
     out = []
-    i = 0
     for rule in cfg.rules:
         for fam in rule.families():
-            pkts = byts = 0
-            if i < len(counters) and counters[i][0] == rule.name:
-                _, pkts, byts = counters[i]
-                i += 1
+            pkts, byts = counts.get((rule.name, fam), (0, 0))
             out.append({
                 "rule": rule.name, "family": fam, "policy": rule.use_policy,
                 "sticky": rule.sticky, "proto": rule.proto,
@@ -72,6 +86,35 @@ def rule_counters(cfg: Config, nft_rules: Sequence[Mapping[str, Any]]
                 "ipset": rule.ipset, "packets": pkts, "bytes": byts,
             })
     return out
+
+
+_MAP_PREFIXES = tuple(rule_map(0, f)[:-1] for f in FAMILIES)  # rules_v4_, rules_v6_
+
+
+def _map_lookup(r: Mapping[str, Any]) -> str | None:
+    """The map a listed rule looks up with ``vmap @NAME``, if one of the rule maps."""
+    for stmt in r.get("expr", ()):
+        v = stmt.get("vmap") if isinstance(stmt, dict) else None
+        data = v.get("data") if isinstance(v, dict) else None
+        if isinstance(data, str) and data[1:].startswith(_MAP_PREFIXES):
+            return data[1:]
+    return None
+
+
+def _rule_family(r: Mapping[str, Any]) -> str | None:
+    """A listed rule's family: its ``meta nfproto`` match or its ip/ip6 payload (nft lists
+    the nfproto match only where no payload implies it)."""
+    for stmt in r.get("expr", ()):
+        m = stmt.get("match") if isinstance(stmt, dict) else None
+        if not isinstance(m, dict):
+            continue
+        left = m.get("left")
+        if isinstance(left, dict) and left.get("meta", {}).get("key") == "nfproto":
+            return str(m.get("right"))
+        proto = left.get("payload", {}).get("protocol") if isinstance(left, dict) else None
+        if proto in ("ip", "ip6"):
+            return "ipv4" if proto == "ip" else "ipv6"
+    return None
 
 
 def in_networks(addr: str, nets: Sequence[str]) -> bool:
