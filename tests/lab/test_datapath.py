@@ -337,3 +337,38 @@ def test_bad_config_on_restart_changes_nothing(lab: Lab, mwan: Callable[[str], M
     assert res.returncode == 1 and "unknown policy 'no_such_policy'" in res.stderr
     assert kernel_snapshot(lab) == before
     assert lab.which_wan(client(lab), lab.server_addr(4), 80) == 1
+
+
+def test_grouped_rules_keep_first_match_on_real_packets(lab: Lab,
+                                                        mwan: Callable[[str], MwanRouter]) -> None:
+    """Runs of rules become verdict maps (plan/group.py): first match and counters as before.
+
+    Ports 7000..7019 alternate nothing: all go to wan, except that an earlier
+    rule 'broad' (7010-7012 → wanb) must still win over the later 7010..7012
+    rules; ten /32 rules to other hosts come before the one for server2.
+    """
+    import json
+
+    srv, srv2 = lab.server_addr(4), lab.server2_addr(4)
+    rules = "".join(rule(f"p{p}", "wan_only", proto="tcp", dest_port=str(p))
+                    for p in range(7000, 7010))
+    rules += rule("broad", "wanb_only", proto="tcp", dest_port="7010-7012")
+    rules += "".join(rule(f"p{p}", "wan_only", proto="tcp", dest_port=str(p))
+                     for p in range(7010, 7020))
+    rules += "".join(rule(f"h{k}", "wan_only", dest_ip=f"198.51.100.{200 + k}")
+                     for k in range(10))
+    rules += rule("to_server2", "wanb_only", dest_ip=f"{srv2}/32")
+    rules += rule("rest", "wan_only")
+    m = mwan(config(lab, rules))
+    table = lab.exec(lab.router, "nft", "list", "chain", "inet", "mwan", "rules").stdout
+    assert table.count("vmap @rules_v4_") >= 2, table
+    c1 = client(lab)
+    assert lab.which_wan(c1, srv, 7005) == 1
+    assert lab.which_wan(c1, srv, 7011) == 2  # the earlier, broader rule
+    assert lab.which_wan(c1, srv, 7015) == 1
+    assert lab.connect_many(c1, srv2, 80, count=10).wans == {2: 10}  # the last of its map
+    assert lab.which_wan(c1, srv, 443) == 1
+    counted = {r["rule"]: r["packets"] for r in json.loads(m.cli("rules", "--json").stdout)
+               ["rules"] if r["family"] == "ipv4"}
+    assert counted["to_server2"] >= 10 and counted["broad"] >= 1 and counted["p7005"] >= 1
+    assert counted["p7011"] == 0 and counted["h3"] == 0
