@@ -118,6 +118,26 @@ def config(lab: Lab, n: int) -> str:
     return lab_interfaces(lab, ipv6=False) + POLICIES + rules_text(n)
 
 
+class TreeRouter(MwanRouter):
+    """mwan run from another source tree (e.g. an older commit unpacked with git archive).
+
+    The CLI runs with that tree as its working directory and on PYTHONPATH; the
+    daemon it starts (``python -P``, PYTHONPATH inherited) imports it from there too.
+    """
+
+    def __init__(self, lab: Lab, config_text: str, tree: str) -> None:
+        super().__init__(lab, config_text)
+        self.tree = tree
+
+    def argv(self, *args: str) -> list[str]:
+        return ["env", "-C", self.tree, f"PYTHONPATH={self.tree}", *super().argv(*args)]
+
+
+def case_rules(case: str) -> int:
+    """The rule count of a mwan case: "1000" or "1000@tree"."""
+    return int(case.split("@")[0])
+
+
 # ---------------------------------------------------------------- measuring
 
 @dataclass(frozen=True)
@@ -324,8 +344,12 @@ def tx_packets(lab: Lab) -> dict[str, int]:
     return out
 
 
-def table_lines(lab: Lab) -> int:
-    return len(lab.exec(lab.router, "nft", "list", "table", "inet", "mwan").stdout.splitlines())
+def table_lines(lab: Lab) -> tuple[int, int]:
+    """Lines of the router's table inet mwan, and the nft rules in its chain rules."""
+    table = lab.exec(lab.router, "nft", "list", "table", "inet", "mwan").stdout
+    chain = json.loads(lab.exec(lab.router, "nft", "-j", "list", "chain", "inet", "mwan",
+                                "rules").stdout)
+    return len(table.splitlines()), sum(1 for o in chain["nftables"] if "rule" in o)
 
 
 # ---------------------------------------------------------------- the report
@@ -334,7 +358,7 @@ def table(res: Results, cases: Sequence[str]) -> list[str]:
     none = res.median("none", lambda r: r.rate) if res.of("none") else 0.0
     none_us = res.median("none", lambda r: r.cpu_us_per_conn) if res.of("none") else 0.0
     none_own = res.median("none", lambda r: r.own_us_per_conn) if res.of("none") else 0.0
-    lines = [(f"{'case':>10} {'runs':>4} {'conn/s':>8} {'ratio':>6} {'paired':>6} {'min':>7} "
+    lines = [(f"{'case':>16} {'runs':>4} {'conn/s':>8} {'ratio':>6} {'paired':>6} {'min':>7} "
               f"{'max':>7} | "
               f"{'busy':>5} {'softirq':>7} {'us/conn':>7} {'vs none':>7} | {'own us':>6} "
               f"{'vs none':>7} | {'client':>9} {'server':>9} {'ksirq':>5} {'mwan':>4} | errors")]
@@ -359,7 +383,7 @@ def table(res: Results, cases: Sequence[str]) -> list[str]:
         mwan = c not in ("direct", "none") and none
         extra = f"{us - none_us:+7.1f}" if mwan else " " * 7
         extra_own = f"{own - none_own:+7.1f}" if mwan else " " * 7
-        lines.append(f"{name:>10} {len(runs):4d} {rate:8.0f} {ratio} {paired} "
+        lines.append(f"{name:>16} {len(runs):4d} {rate:8.0f} {ratio} {paired} "
                      f"{min(r.rate for r in runs):7.0f} {max(r.rate for r in runs):7.0f} | "
                      f"{med(lambda r: r.cpu_busy):5.0%} {med(lambda r: r.cpu['softirq']):7.0%} "
                      f"{us:7.1f} {extra} | {own:6.1f} {extra_own} | "
@@ -389,10 +413,13 @@ def cpu_text(r: Run) -> str:
 
 def verdict(res: Results) -> list[str]:
     out = []
-    pr = res.paired("1000")
-    if pr is not None:
-        r = res.median("1000", lambda x: x.rate) / res.median("none", lambda x: x.rate)
-        out.append(f"mwan 1000 rules / none: {pr:.3f} paired, {r:.3f} of the medians "
+    for c in dict.fromkeys(r.case for r in res.runs):
+        pr = res.paired(c)
+        if c in ("direct", "none") or case_rules(c) != 1000 or pr is None:
+            continue
+        r = res.median(c, lambda x: x.rate) / res.median("none", lambda x: x.rate)
+        label = "mwan 1000 rules" + (f" ({c.partition('@')[2]})" if "@" in c else "")
+        out.append(f"{label} / none: {pr:.3f} paired, {r:.3f} of the medians "
                    f"(target >= {TARGET:.2f}: {'met' if pr >= TARGET else 'NOT met'})")
     if res.of("direct") and res.of("none"):
         d = res.median("direct", lambda x: x.rate)
@@ -428,7 +455,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=32, help="connects in flight per process")
     ap.add_argument("--server-procs", type=int, default=2)
     ap.add_argument("--output", default="bench/results/cps.txt")
+    ap.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
+                    help="cases N@NAME run mwan from the source tree DIR (e.g. git archive of "
+                         "an older commit), alternating with the others")
     a = ap.parse_args(argv)
+    trees = dict(t.split("=", 1) for t in a.tree)
     reps = a.reps if a.reps is not None else (1 if a.quick else 5)
     seconds = a.seconds if a.seconds is not None else (2.0 if a.quick else 5.0)
     cases = tuple(a.cases.split(",")) if a.cases else (QUICK_CASES if a.quick else CASES)
@@ -441,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"cps_bench: {reps} rounds of {', '.join(cases)}; {seconds:g} s each; "
         f"{a.clients} LAN namespaces x {a.procs} client processes x {a.concurrency} in "
         f"flight; server {a.server_procs} processes; {cpu_count()} CPUs; "
-        f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+        f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+        + "".join(f"; {k} = mwan from {v}" for k, v in trees.items()))
     res = Results()
     with Lab(isps=2, clients=a.clients, ipv6=False, echo=False, prefix=PREFIX) as lab:
         server = prepare(lab, a.server_procs)
@@ -450,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         direct = Load(tuple((lab.client_ns(i), f"10.250.{i}.2")
                             for i in range(1, a.clients + 1) for _ in range(a.procs)),
                       a.concurrency)
-        configs = {c: config(lab, int(c)) for c in cases if c not in ("direct", "none")}
+        configs = {c: config(lab, case_rules(c)) for c in cases if c not in ("direct", "none")}
         for rnd in range(1, reps + 1):
             for c in cases:
                 if c in ("direct", "none"):
@@ -461,7 +493,10 @@ def main(argv: list[str] | None = None) -> int:
                                   server)
                     note = ""
                 else:
-                    with MwanRouter(lab, configs[c]) as r:
+                    tree = c.partition("@")[2]
+                    router = (TreeRouter(lab, configs[c], trees[tree]) if tree
+                              else MwanRouter(lab, configs[c]))
+                    with router as r:
                         r.start()
                         time.sleep(SETTLE)
                         lines = table_lines(lab)
@@ -473,10 +508,12 @@ def main(argv: list[str] | None = None) -> int:
                         raise RuntimeError(f"case {c}: the last rule did not match every "
                                            f"connection: {run.conns} connections, packets out "
                                            f"of wan1 {wan1}, wan2 {wan2}")
-                    note = (f" (table inet mwan: {lines} lines; out of wan2 as the last rule "
+                    note = (f" (table inet mwan: {lines[0]} lines, {lines[1]} nft rules in chain "
+                            f"rules; out of "
+                            f"wan2 as the last rule "
                             f"says: {wan2} packets, wan1 {wan1})")
                 res.runs.append(run)
-                say(f"  round {rnd} {c:>6}: {run.rate:8.0f} conn/s, CPU {cpu_text(run)}, "
+                say(f"  round {rnd} {c:>12}: {run.rate:8.0f} conn/s, CPU {cpu_text(run)}, "
                     f"{run.cpu_us_per_conn:6.1f} us/conn (own {run.own_us_per_conn:5.1f})"
                     f"{', errors ' + str(run.errors) if run.errors else ''}{note}")
                 time.sleep(1.5)  # conntrack's CLOSE entries of this run expire (timeout 1 s)
