@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ..kernel.apply import ApplyResult, KernelApplier
-from ..kernel.nftmon import NftMonitor, own_thread_id
+from ..kernel.nftmon import NftMonitor, Own, own_netfilter_ports, own_thread_id
 from ..plan.state import TABLE_NAME, Desired, KernelFacts
 from .drift import Drift, nft_drift, routing_drift
 from .repair import ApplyHealth, Repairs
@@ -176,13 +176,17 @@ class ApplyLoop:
             self.request()
 
     async def _start_nft_monitor(self) -> None:
+        own = Own(self.repairs.own_ids)  # mwan's own batches are skipped unparsed
         try:
-            self._nftmon = NftMonitor(TABLE_NAME)
+            self._nftmon = NftMonitor(TABLE_NAME, own=own)
         except OSError as exc:
             log.error("cannot watch nftables for changes (%s): mwan's table is not repaired "
                       "if someone deletes it", exc)
             return
         self.repairs.own_ids.add(await self.in_kernel_thread(own_thread_id))
+        # libnftables' socket has its port once it sent a command (the daemon's adopt check
+        # lists the table first); else the port is learned from the first apply's NEWGEN
+        own.ports |= own_netfilter_ports(exclude=self._nftmon.port)
         asyncio.get_running_loop().add_reader(self._nftmon.fileno(), self._on_nft_events)
 
     def _close_nft_monitor(self) -> None:

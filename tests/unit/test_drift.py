@@ -7,7 +7,17 @@ import struct
 from mwan.daemon import adopt
 from mwan.daemon.drift import RepairGovernor, nft_drift, routing_drift
 from mwan.daemon.repair import ApplyHealth, Repairs
-from mwan.kernel.nftmon import Batch, Batcher, GenEvent, ObjEvent, parse
+from mwan.kernel.nftmon import (
+    NFNL_SUBSYS_NFTABLES,
+    NFT_MSG,
+    Batch,
+    Batcher,
+    GenEvent,
+    ObjEvent,
+    Own,
+    Stream,
+    parse,
+)
 from mwan.plan.state import Desired, IpRule, NftSet, NftTable, Route
 from mwan.report.text import health
 
@@ -19,9 +29,9 @@ def nla(kind: int, value: bytes) -> bytes:
     return raw + b"\0" * ((4 - len(raw) % 4) % 4)
 
 
-def msg(mtype: int, family: int, *attrs: bytes) -> bytes:
+def msg(mtype: int, family: int, *attrs: bytes, port: int = 0) -> bytes:
     body = struct.pack("=BBH", family, 0, 0) + b"".join(attrs)
-    return struct.pack("=IHHII", 16 + len(body), NFT | mtype, 0, 0, 0) + body
+    return struct.pack("=IHHII", 16 + len(body), NFT | mtype, 0, 0, port) + body
 
 
 def s(text: str) -> bytes:
@@ -57,6 +67,61 @@ def test_batcher_keeps_only_the_table_and_closes_on_newgen() -> None:
     batch = b.feed(GenEvent(2, 99, "firewalld"))
     assert batch == Batch((ObjEvent("chain", True, 1, "mwan", "rules"),), 99, "firewalld")
     assert batch.who() == "firewalld[99]"
+
+
+def test_message_types_are_nfnetlinks() -> None:
+    """nftmon keeps its own copy of the numbers (pyroute2's module costs the daemon RSS)."""
+    from pyroute2.netlink.nfnetlink import NFNL_SUBSYS_NFTABLES as subsys
+    from pyroute2.netlink.nfnetlink import nftsocket
+
+    assert NFNL_SUBSYS_NFTABLES == subsys
+    assert NFT_MSG == {k[len("NFT_MSG_"):]: v for k, v in vars(nftsocket).items()
+                       if k.startswith("NFT_MSG_")}
+
+
+def gen(pid: int, port: int, proc: str = "nft") -> bytes:
+    return msg(15, 0, nla(1, struct.pack(">I", 1)), nla(2, struct.pack(">I", pid)),
+               nla(3, s(proc)), port=port)
+
+
+def batch_from(port: int, pid: int, proc: str = "nft") -> bytes:
+    return (msg(6, 1, nla(1, s("mwan")), nla(2, s("rules")), port=port)  # NEWRULE
+            + msg(3, 1, nla(1, s("mwan")), nla(3, s("c")), port=port)  # NEWCHAIN
+            + gen(pid, port, proc))
+
+
+def test_stream_learns_its_own_port_and_skips_its_batches_unparsed() -> None:
+    own = Own({100, 101})
+    st = Stream(Batcher(1, "mwan"), own)
+    assert st.feed(batch_from(7000, 101, "python")) == ([], False)  # ours: dropped, port learned
+    assert own.ports == {7000}
+    # from a known port, object messages are not even parsed (a truncated one is fine)
+    junk = struct.pack("=IHHII", 24, NFT | 6, 0, 0, 7000) + b"\xff" * 8
+    assert st.feed(junk + gen(100, 7000, "python")) == ([], False)
+    # a foreign batch, between two of ours, comes out exactly as before
+    foreign = batch_from(555, 4242)
+    assert list(parse(foreign))[:2] == [ObjEvent("rule", False, 1, "mwan", "rules"),
+                                        ObjEvent("chain", False, 1, "mwan", "c")]
+    batches, lost = st.feed(batch_from(7000, 101) + foreign + batch_from(7000, 101))
+    assert not lost and batches == [Batch((ObjEvent("rule", False, 1, "mwan", "rules"),
+                                           ObjEvent("chain", False, 1, "mwan", "c")), 4242, "nft")]
+
+
+def test_stream_with_no_own_ids_parses_every_batch() -> None:
+    st = Stream(Batcher(1, "mwan"), Own(set()))
+    batches, lost = st.feed(batch_from(7000, 101))
+    assert not lost and len(batches) == 1 and batches[0].pid == 101
+
+
+def test_stream_reports_a_port_given_to_someone_else() -> None:
+    """A known port whose NEWGEN names another process: its messages were skipped, so the
+    caller must look at the table (lost), and the port is mwan's no more."""
+    own = Own({101}, {7000})
+    st = Stream(Batcher(1, "mwan"), own)
+    assert st.feed(batch_from(7000, 4242)) == ([], True)
+    assert own.ports == set()
+    batches, lost = st.feed(batch_from(7000, 4242))  # from now on parsed again
+    assert not lost and batches and batches[0].pid == 4242
 
 
 def desired(sets: tuple[NftSet, ...] = ()) -> Desired:
