@@ -10,7 +10,6 @@ from typing import Any
 
 from ..config.edit import Values, section_lines
 from ..config.errors import ConfigError
-from ..config.export import SECTION_KEYS, config_schema, config_to_dict
 from ..config.model import SECTION_TABLES
 from ..config.validate import load_config
 
@@ -49,6 +48,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_show_config(args: argparse.Namespace) -> int:
+    from ..config.export import SECTION_KEYS, config_schema, config_to_dict  # this command's
+
     if getattr(args, "schema", False):
         print(json.dumps(config_schema(), indent=2))
         return 0

@@ -38,14 +38,20 @@ def _validate(args: argparse.Namespace) -> bool:
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     """Run in the foreground (for systemd); logs go to stderr."""
-    from ..daemon.core import Daemon, StartFailed
+    from ..daemon.startclock import StartClock
 
+    clock = StartClock()  # the start-up's phases, logged once it is ready
+    from ..daemon.core import Daemon, StartFailed
+    from ..daemon.lean import one_malloc_arena
+
+    clock.mark("imports done")
+    one_malloc_arena()  # before the kernel thread starts (~0.5 MB less RSS)
     setup_logging(getattr(args, "verbose", False))  # the journal under systemd, else stderr
     if _running(args.run_dir):
         print(f"mwan is already running with run dir {args.run_dir}", file=sys.stderr)
         return 1
     try:
-        daemon = Daemon(args.config, args.network_config, args.run_dir)
+        daemon = Daemon(args.config, args.network_config, args.run_dir, start_clock=clock)
     except ConfigError as exc:
         return report_config_error(exc)
     ready_fd = getattr(args, "ready_fd", None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from collections.abc import Callable
 
@@ -12,7 +11,6 @@ from ..config.errors import ConfigError
 from ..config.uci import UciSyntaxError, parse_uci
 from ..config.validate import parse_config
 from ..daemon.control import ControlError, NotRunning, call
-from ..web.auth import hash_password
 from .config_cmds import report_config_error
 
 MIN_LENGTH = 8
@@ -21,6 +19,8 @@ MIN_LENGTH = 8
 def _read_password(from_stdin: bool) -> str | None:
     if from_stdin:
         return sys.stdin.readline().rstrip("\n")
+    import getpass  # here: the daemon builds this parser too and never asks
+
     first = getpass.getpass("New web UI password: ")
     if getpass.getpass("Again: ") != first:
         print("the two passwords differ; nothing changed", file=sys.stderr)
@@ -43,6 +43,8 @@ def cmd_web_password(args: argparse.Namespace) -> int:
     except (OSError, UciSyntaxError) as exc:
         print(f"cannot edit {args.config}: {exc}", file=sys.stderr)
         return 1
+    from ..web.auth import hash_password  # here: hashlib's scrypt, only for this command
+
     options: dict[str, Values] = {"web_password_hash": hash_password(password)}
     if args.enable:
         options["web_enabled"] = "1"

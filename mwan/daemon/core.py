@@ -38,6 +38,7 @@ from .failback import Failback
 from .ifstate import IfaceStatus
 from .interfaces import Interfaces
 from .sdnotify import Notifier
+from .startclock import StartClock
 from .usage import CapEvent, UsageMeter, usage_rules
 from .use import UseGroups
 
@@ -62,7 +63,8 @@ class Daemon:
     """
 
     def __init__(self, config_path: str, network_path: str, run_dir: str,
-                 cfg: Config | None = None) -> None:
+                 cfg: Config | None = None, start_clock: StartClock | None = None) -> None:
+        self.start_clock = start_clock if start_clock is not None else StartClock()
         self._config_path = config_path
         self.network_path = network_path
         self.run_dir = run_dir
@@ -97,6 +99,7 @@ class Daemon:
         })
         # state, report, explain: the read-only queries, in their own module
         self.control.handlers.update(queries.handlers(self))
+        self.start_clock.mark("config parsed")
 
     # ------------------------------------------------------------ the door
     @property
@@ -412,6 +415,7 @@ class Daemon:
             if self.webhooks is not None:
                 await self.webhooks.close()
             raise StartFailed(f"the first apply failed: {reason}")
+        self.start_clock.mark("first apply done")
         self._tasks.append(asyncio.create_task(self._netlink_loop()))
         self._tasks.append(asyncio.create_task(self._hooks.run()))  # cancelled at shutdown
         self._tasks.append(asyncio.create_task(self._watch_ha_role()))
@@ -428,6 +432,8 @@ class Daemon:
             self._tasks.append(asyncio.create_task(self.notify.feed_watchdog(interval)))
         if ready:
             ready()
+        self.start_clock.mark("ready")
+        log.info("%s", self.start_clock.line())
         try:
             await self._stop.wait()
         finally:
