@@ -23,6 +23,7 @@ from pyroute2.netlink.rtnl.fibmsg import FR_ACT_NAMES
 from ..config.values import FAMILIES
 from ..plan.state import RTPROT_MWAN, AddrInfo, Family, IpRule, KernelFacts, Route, RouteInfo
 from .diff import RoutesKnown, known_routes, normal_routes, route_ops, rule_ops
+from .nlbatch import NetlinkBatch, Request
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,16 @@ def _attrs(msg: Any) -> dict[str, Any]:
 
 
 class Routing:
-    """One netlink socket for rules, routes, links and addresses."""
+    """A netlink socket (pyroute2) for reading rules, routes, links and addresses.
+
+    Changes to rules and routes go out in batches (:mod:`mwan.kernel.nlbatch`)
+    on a second socket of the same network namespace.  An ``ipr`` handed in
+    (the in-memory kernel of the tests) gets every request as its own call
+    (``ipr.rule``/``ipr.route``) instead.
+    """
 
     def __init__(self, ipr: IPRoute | None = None) -> None:
+        self._batch = NetlinkBatch() if ipr is None else None
         self.ipr = ipr if ipr is not None else IPRoute()
         self._names: dict[int, str] = {}
         # what the last apply left (None: read the kernel next time); see forget()
@@ -85,6 +93,31 @@ class Routing:
         if index not in self._names:
             self.devices()
         return self._names.get(index)
+
+    def _ifindexes(self, names: Iterable[str]) -> dict[str, int]:
+        """name → ifindex of those of ``names`` that exist."""
+        if self._batch is None:
+            return self.devices()
+        out = {}
+        for name in set(names):
+            try:
+                out[name] = socket.if_nametoindex(name)
+            except OSError:  # no such device
+                pass
+        return out
+
+    def _run(self, requests: list[Request]) -> list[NetlinkError | None]:
+        """Send ``requests`` in order: the kernel's answer to each (None: done)."""
+        if self._batch is not None:
+            return self._batch.run(requests)
+        out: list[NetlinkError | None] = []
+        for kind, cmd, kw in requests:
+            try:
+                getattr(self.ipr, kind)(cmd, **kw)
+                out.append(None)
+            except NetlinkError as exc:
+                out.append(exc)
+        return out
 
     # ------------------------------------------------------------ reading
     def read_routes(self, family: Family, table: int) -> list[RouteInfo]:
@@ -181,12 +214,10 @@ class Routing:
         have = self._rules_cache if self._rules_cache is not None else self.owned_rules()
         self._rules_cache = None  # unknown until every command went through
         ops = rule_ops(want, have)
-        for op, r in ops:
-            try:
-                self.ipr.rule(op, **rule_request(r))
-            except NetlinkError as exc:
-                if op != "del" or exc.code != errno.ENOENT:  # ENOENT: already gone
-                    raise
+        answers = self._run([("rule", op, rule_request(r)) for op, r in ops])
+        for (op, _r), err in zip(ops, answers):
+            if err is not None and (op != "del" or err.code != errno.ENOENT):  # already gone
+                raise err
         self._rules_cache = want
         return len(ops)
 
@@ -223,9 +254,6 @@ class Routing:
                 ))
         return out, complete
 
-    def _route_cmd(self, cmd: str, r: Route, devices: dict[str, int]) -> None:
-        self.ipr.route(cmd, **route_request(r, devices))
-
     def apply_routes(self, desired: Iterable[Route], tables: Iterable[int]) -> int:
         """Make mwan's routes in ``tables`` equal ``desired``; returns changes made.
 
@@ -249,20 +277,28 @@ class Routing:
         ops = route_ops(want, have)
         failed: set[Route] = set()
         changes = 0
-        devices = self.devices() if ops else {}
-        for op, r in ops:
+        devices = self._ifindexes(r.dev for _op, r in ops if r.dev is not None) if ops else {}
+        # a route through a device that does not exist is not sent: it fails here
+        requests: dict[int, Request] = {}
+        errors: dict[int, NetlinkError | RoutingError | None] = {}
+        for n, (op, r) in enumerate(ops):
             try:
-                self._route_cmd(op, r, devices)
-            except (NetlinkError, RoutingError) as exc:
+                requests[n] = ("route", op, route_request(r, devices))
+            except RoutingError as exc:
+                errors[n] = exc
+        errors.update(zip(requests, self._run(list(requests.values()))))
+        for n, (op, r) in enumerate(ops):
+            err = errors[n]
+            if err is not None:
                 if op == "replace":
-                    log.warning("cannot add route %s to table %d: %s", r.dst, r.table, exc)
+                    log.warning("cannot add route %s to table %d: %s", r.dst, r.table, err)
                     failed.add(r)
                     continue
                 # a route through a device that is gone went with it
-                if isinstance(exc, RoutingError) or exc.code in GONE:
-                    log.debug("route %s already gone: %s", r, exc)
+                if isinstance(err, RoutingError) or err.code in GONE:
+                    log.debug("route %s already gone: %s", r, err)
                 else:
-                    problems.append(f"cannot delete route {r.dst} from table {r.table}: {exc}")
+                    problems.append(f"cannot delete route {r.dst} from table {r.table}: {err}")
             changes += 1
         self.refused = frozenset(failed)
         if problems:
