@@ -10,6 +10,7 @@ dnsmasq's ``nftset=``) and sticky maps keep their contents across applies.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -79,6 +80,31 @@ def describe_command(cmd: dict[str, Any]) -> str:
     return f"{op} {kind} {obj.get('name')}"
 
 
+# compact, non-ASCII kept as is (libnftables reads UTF-8), no cycle check (the
+# batch is a tree): half the time of ``json.dumps`` with its defaults
+_ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
+
+
+class FastJson:
+    """libnftables' handle, with a ``json_cmd`` that serializes the batch faster.
+
+    The binding's own ``json_cmd`` is ``json.dumps`` (ASCII, with spaces and
+    a cycle check) then ``cmd``; for a full table (1.3 MB) that is 40 ms of
+    the apply.  Everything else is the handle's.
+    """
+
+    def __init__(self, nft: Any) -> None:
+        self._nft = nft
+
+    def json_cmd(self, root: dict[str, Any]) -> tuple[int, Any, str]:
+        rc, out, err = self._nft.cmd(_ENCODER.encode(root).encode())
+        out, err = out.decode(), err.decode()
+        return rc, (json.loads(out) if out else out), err
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._nft, name)
+
+
 def _nftables() -> Any:
     try:
         import nftables  # Debian's python3-nftables
@@ -88,7 +114,7 @@ def _nftables() -> Any:
     nft = nftables.Nftables()
     nft.set_json_output(True)
     nft.set_handle_output(False)
-    return nft
+    return FastJson(nft)
 
 
 def _table_obj() -> dict[str, Any]:
@@ -212,9 +238,12 @@ class NftApplier:
     def remove(self) -> bool:
         """Delete the whole table (and everything in it); True if it existed."""
         self._known = None
-        if self.list_table() is None:
-            return False
-        self.run([{"delete": {"table": _table_obj()}}])
+        cmd = [{"delete": {"table": _table_obj()}}]
+        rc, out, err = self._nft.json_cmd({"nftables": cmd})
+        if rc != 0:
+            if _missing(err):
+                return False
+            raise NftError(f"nft refused a batch of 1 commands: {_errors(err) or out}", cmd)
         return True
 
     def forget(self) -> None:
