@@ -88,12 +88,17 @@ def sticky_gates(cfg: Config, choices: Mapping[tuple[str, Family], PolicyChoice]
                  ) -> list[NftChain]:
     """Per (policy, member) of sticky rules: mark with that member if it is online now."""
     gates: dict[str, NftChain] = {}
+    ids = {i.name: i.id for i in cfg.interfaces}
+    done: set[tuple[str, Family]] = set()  # many sticky rules share a policy
     for rule in cfg.rules:
         if not rule.sticky or rule.use_policy in SPECIAL_POLICIES:
             continue
         for fam in rule.families():
+            if (rule.use_policy, fam) in done:
+                continue
+            done.add((rule.use_policy, fam))
             choice = choices[(rule.use_policy, fam)]
-            online = {cfg.interface(sh.interface).id for sh in choice.shares}
+            online = {ids[sh.interface] for sh in choice.shares}
             for ident in policy_members(cfg, rule.use_policy, fam):
                 name = sticky_gate_chain(rule.use_policy, ident, fam)
                 gates[name] = NftChain(
