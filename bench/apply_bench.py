@@ -1,6 +1,6 @@
 """Apply time: mwan (one nft transaction + netlink) against mwan3's way (a process per object).
 
-    sudo .venv/bin/python -m bench.apply_bench [--quick] [--reps 5]
+    sudo .venv/bin/python -m bench.apply_bench [--quick] [--reps 5] [--cases 60x1000]
 
 For 2, 16 and 60 interfaces with 10, 100 and 1000 rules (synthetic configs:
 one balanced policy over every interface, one failover policy per
@@ -19,8 +19,14 @@ throwaway network namespace with one veth WAN per interface:
   ifdown: every policy chain rebuilt (one iptables-restore each), that
   interface's three ip rules deleted and its table flushed (a process each).
 
-Medians of ``--reps`` runs, ratios ours / baseline; targets: full apply of
-60 interfaces / 1000 rules under 500 ms, one-interface change under 50 ms.
+The floor (issue 17): the table ours' full apply made, listed by the kernel
+(JSON) and loaded again by libnftables alone (``json_cmd`` of every table,
+set, chain and rule as an ``add``) into an empty kernel, and its text
+listing by ``nft -f``; in the same namespace, alternating with ours.
+
+Medians of ``--reps`` runs, ratios ours / floor and ours / baseline;
+targets (issue 17): full apply of 60 interfaces / 1000 rules in 120 ms and
+within 1.3x the floor, one-interface change under 20 ms.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 NS_PREFIX = "mwbench-"
 MASK = 0x3F00
@@ -105,15 +112,56 @@ def clean_kernel(applier: object = None) -> None:
                        check=False)
 
 
+def floor_batch(listing: list[dict[str, Any]]) -> dict[str, Any]:
+    """The kernel's listing of a table → the batch that loads exactly that table.
+
+    Every object of ``list table`` (JSON) as an ``add`` command, without the
+    handles the kernel gave them (a rule's handle would mean "add after this
+    rule") and without the listing's metainfo.  Chains come before the sets
+    and maps (a verdict map's elements jump to chains), rules last.
+    """
+    order = {"table": 0, "chain": 1, "rule": 3}
+    objs = [o for o in listing if "metainfo" not in o]
+    objs.sort(key=lambda o: order.get(next(iter(o)), 2))  # stable: listing order kept
+    out = []
+    for obj in objs:
+        (kind, body), = obj.items()
+        out.append({"add": {kind: {k: v for k, v in body.items() if k != "handle"}}})
+    return {"nftables": out}
+
+
+def floor(nft: Any, batches: list[dict[str, Any]], text: str,
+          applier: object) -> list[float]:
+    """Seconds to load each of ``batches`` (libnftables ``json_cmd``), then ``text``
+    (``nft -f``), each into an empty kernel."""
+    out = []
+    for batch in batches:
+        clean_kernel(applier)
+        t0 = time.perf_counter()
+        rc, _out, err = nft.json_cmd(batch)
+        out.append(time.perf_counter() - t0)
+        if rc != 0:
+            raise RuntimeError(f"the floor's batch was refused: {err}")
+    clean_kernel(applier)
+    t0 = time.perf_counter()
+    run("nft", "-f", "-", input=text)
+    return out + [time.perf_counter() - t0]
+
+
 def ours(n: int, nrules: int, reps: int) -> dict[str, float]:
+    """Ours (full apply, one change) and the floor, alternating in each repetition."""
     from mwan.config.validate import parse_config
     from mwan.kernel.apply import KernelApplier
+    from mwan.kernel.diff import full_batch
     from mwan.plan.compile import compile_plan, config_part
     from mwan.plan.state import IfaceRuntime
 
     cfg = parse_config(config_text(n, nrules), "bench")
     applier = KernelApplier()
     facts = applier.routing.facts()
+    import nftables  # the floor: libnftables alone, its json_cmd as it comes
+    lib = nftables.Nftables()
+    lib.set_json_output(True)
 
     def runtime(offline: set[str]) -> dict[str, IfaceRuntime]:
         out = {}
@@ -125,7 +173,9 @@ def ours(n: int, nrules: int, reps: int) -> dict[str, float]:
         return out
 
     compile_t, full_t, change_t = [], [], []
+    floors: list[list[float]] = []  # per rep: listing, our batch, nft -f
     text = config_text(n, nrules)
+    final: tuple[list[dict[str, Any]], str] | None = None
     for _ in range(reps):
         clean_kernel(applier)
         cfg = parse_config(text, "bench")  # a new config: compiled cold, as after a reload
@@ -137,13 +187,25 @@ def ours(n: int, nrules: int, reps: int) -> dict[str, float]:
         t2 = time.perf_counter()
         compile_t.append(t1 - t0)
         full_t.append(t2 - t1)
+        if final is None:  # the table the full apply made, as the kernel lists it
+            listing = applier.nft.list_table()
+            assert listing is not None
+            final = [floor_batch(listing), {"nftables": full_batch(desired.nft)}], \
+                subprocess.run(["nft", "list", "table", "inet", "mwan"], capture_output=True,
+                               text=True, check=True).stdout
         t0 = time.perf_counter()
         changed = compile_plan(cfg, runtime({"w1"}), facts, part)
         applier.apply(changed)
         change_t.append(time.perf_counter() - t0)
+        floors.append(floor(lib, final[0], final[1], applier))
     clean_kernel(applier)
+    assert final is not None
+    objs = final[0][0]["nftables"]
+    listing_t, batch_t, text_t = (statistics.median(f[k] for f in floors) for k in range(3))
     return {"compile": statistics.median(compile_t), "full": statistics.median(full_t),
-            "change": statistics.median(change_t)}
+            "change": statistics.median(change_t), "floor_listing": listing_t,
+            "floor_batch": batch_t, "floor": min(listing_t, batch_t), "floor_text": text_t,
+            "objects": len(objs), "rules": sum(1 for o in objs if "rule" in o["add"])}
 
 
 # ---------------------------------------------------------------- mwan3's way
@@ -250,24 +312,35 @@ def baseline(n: int, nrules: int, reps: int) -> dict[str, float]:
 
 
 def inner(cases: list[tuple[int, int]], reps: int, base_reps: int) -> None:
-    print(f"{'ifaces':>6} {'rules':>6} | {'compile':>8} {'ours full':>9} {'mwan3 full':>10} "
-          f"{'ratio':>6} | {'ours chg':>8} {'mwan3 chg':>9} {'ratio':>6} | targets",
-          flush=True)
+    print(f"{'ifaces':>6} {'rules':>6} {'objs':>5} {'nft rules':>9} | {'compile':>8} "
+          f"{'ours full':>9} {'floor lst':>9} {'floor bat':>9} {'ratio':>5} {'nft -f':>8} | "
+          f"{'mwan3 full':>10} {'ratio':>6} | {'ours chg':>8} {'mwan3 chg':>9} {'ratio':>6} | "
+          "targets", flush=True)
     for n, r in cases:
         make_wans(n)
         o = ours(n, r, reps)
         b = baseline(n, r, base_reps)
         met = ""
         if (n, r) == (60, 1000):
-            met = (f"full<500ms:{'yes' if o['full'] < 0.5 else 'NO'} "
-                   f"chg<50ms:{'yes' if o['change'] < 0.05 else 'NO'}")
-        print(f"{n:6d} {r:6d} | {o['compile'] * 1000:7.1f}ms {o['full'] * 1000:7.1f}ms "
+            met = (f"full<=120ms:{'yes' if o['full'] <= 0.12 else 'NO'} "
+                   f"full<=1.3xfloor:{'yes' if o['full'] <= 1.3 * o['floor'] else 'NO'} "
+                   f"chg<20ms:{'yes' if o['change'] < 0.02 else 'NO'}")
+        print(f"{n:6d} {r:6d} {o['objects']:5d} {o['rules']:9d} | "
+              f"{o['compile'] * 1000:6.1f}ms {o['full'] * 1000:7.1f}ms "
+              f"{o['floor_listing'] * 1000:7.1f}ms {o['floor_batch'] * 1000:7.1f}ms "
+              f"{o['full'] / o['floor']:5.2f} {o['floor_text'] * 1000:6.1f}ms | "
               f"{b['full'] * 1000:8.1f}ms {o['full'] / b['full']:6.3f} | "
               f"{o['change'] * 1000:6.1f}ms {b['change'] * 1000:7.1f}ms "
               f"{o['change'] / b['change']:6.3f} | {met}", flush=True)
     print("(ours: 'compile' is a cold compile of a freshly loaded config, 'ours full' the "
-          "apply alone; 'ours chg' is compile + apply after one interface goes offline, "
-          "the config's rule chains already compiled; medians)")
+          "apply alone (nft, routes, ip rules); the floor is the table the full apply made, "
+          "loaded by libnftables alone (json_cmd, as the binding has it) into an empty kernel: "
+          "'floor lst' its JSON listing as add commands (handles left out), 'floor bat' the "
+          "JSON batch that builds the same table from nothing; 'ratio' ours full / the lower "
+          "floor; 'nft -f' the table's text listing loaded by the nft command; 'objs' the "
+          "commands of that batch, 'nft rules' its rules; 'ours chg' is compile + apply after "
+          "one interface goes offline, the config's rule chains already compiled; medians, "
+          "ours and the floors alternating in each repetition)")
 
 
 # ---------------------------------------------------------------- outside
@@ -281,20 +354,31 @@ def namespace() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
+def parse_cases(text: str) -> list[tuple[int, int]]:
+    """``60x1000,2x10`` → [(60, 1000), (2, 10)]."""
+    out = []
+    for c in text.split(","):
+        n, r = c.split("x")
+        out.append((int(n), int(r)))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer cases and repetitions")
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--base-reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=None, help="5 (--quick: 2)")
+    ap.add_argument("--base-reps", type=int, default=None, help="3 (--quick: 1)")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--cases", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--cases", default="",
+                    help="IFACESxRULES,... (e.g. 60x1000); default: all, or --quick's")
     a = ap.parse_args()
     if a.inner:
-        cases = [tuple(map(int, c.split("x"))) for c in a.cases.split(",")]
-        inner(cases, a.reps, a.base_reps)  # type: ignore[arg-type]
+        inner(parse_cases(a.cases), a.reps, a.base_reps)
         return 0
-    cases = [(2, 10), (16, 100), (60, 1000)] if a.quick else CASES
-    reps, base_reps = (2, 1) if a.quick else (a.reps, a.base_reps)
+    cases = parse_cases(a.cases) if a.cases else \
+        [(2, 10), (16, 100), (60, 1000)] if a.quick else CASES
+    reps = a.reps if a.reps is not None else (2 if a.quick else 5)
+    base_reps = a.base_reps if a.base_reps is not None else (1 if a.quick else 3)
     for ns in namespace():
         print(f"in network namespace {ns}; {os.cpu_count()} CPUs", flush=True)
         r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "bench.apply_bench",
