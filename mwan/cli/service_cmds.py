@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import subprocess
@@ -38,6 +37,8 @@ def _validate(args: argparse.Namespace) -> bool:
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     """Run in the foreground (for systemd); logs go to stderr."""
+    import asyncio
+
     from ..daemon.startclock import StartClock
 
     clock = StartClock()  # the start-up's phases, logged once it is ready
@@ -70,10 +71,15 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    """Validate, then start the daemon in the background and wait until it has applied."""
-    if not _validate(args):
-        return 1
+    """Start the daemon in the background and wait until it has applied.
+
+    The config is checked here while the daemon starts (for the error and the
+    warnings, printed as ``check-config`` prints them); the daemon checks it
+    too and refuses a bad one before it touches the kernel.
+    """
     if _running(args.run_dir):
+        if not _validate(args):
+            return 1
         print("mwan is already running")
         return 0
     os.makedirs(args.run_dir, mode=0o700, exist_ok=True)
@@ -86,8 +92,14 @@ def cmd_start(args: argparse.Namespace) -> int:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                 start_new_session=True, pass_fds=(write_fd,))
     os.close(write_fd)
+    valid = _validate(args)
     with os.fdopen(read_fd, "rb") as pipe:
         ok = pipe.readline().strip() == b"ready"
+    if not valid:  # the daemon refused it too (the same check), or is told to stop
+        if ok:
+            proc.terminate()
+        proc.wait(timeout=15)
+        return 1
     if not ok:
         proc.wait(timeout=10)
         with open(log_path, encoding="utf-8", errors="replace") as fh:

@@ -13,11 +13,12 @@ import os
 import sys
 from collections.abc import Callable
 
-from ..kernel import cgroups
 from .report_cmds import ask
 
 
 def cmd_use(args: argparse.Namespace) -> int:
+    from ..kernel import cgroups  # this command's (ctypes, the cgroup tree)
+
     command = list(args.command)
     if command[:1] == ["--"]:
         command = command[1:]

@@ -23,7 +23,6 @@ the log, and the other clients keep being answered:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -31,7 +30,10 @@ import resource
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the server runs on the daemon's loop; the CLI's client needs no asyncio
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +208,8 @@ class ControlServer:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+        import asyncio
+
         old = os.umask(0o177)
         try:
             # a burst of clients waits in the kernel's queue instead of being refused
@@ -265,6 +269,8 @@ class ControlServer:
 
     async def _read_request(self, reader: asyncio.StreamReader) -> bytes:
         """The request line, read in bounded chunks; b"" if the client closed without one."""
+        import asyncio
+
         try:
             async with asyncio.timeout(self.idle_timeout):
                 return await reader.readuntil(b"\n")
@@ -312,6 +318,8 @@ class ControlServer:
         return cmd, args
 
     async def _send(self, writer: asyncio.StreamWriter, answer: dict[str, Any]) -> None:
+        import asyncio
+
         if writer.is_closing():
             return
         try:
