@@ -69,6 +69,11 @@ def _ref(name: str, table: str = TABLE_NAME) -> dict[str, Any]:
     return {"family": TABLE_FAMILY, "table": table, "name": name}
 
 
+def _kind(s: NftSet) -> str:
+    """The JSON object name of a set: libnftables flushes a map only as ``map``."""
+    return "map" if s.map is not None else "set"
+
+
 def _renamed(d: dict[str, Any], table: str) -> dict[str, Any]:
     return d if table == TABLE_NAME else {**d, "table": table}
 
@@ -129,7 +134,8 @@ def nft_batch(table: NftTable, known: NftKnown) -> list[dict[str, Any]]:
     batch += [{"flush": {"chain": _ref(c.name)}} for c in changed if c.name in old_chains]
     batch += [{"flush": {"chain": _ref(n)}} for n in stale_chains]
     for name in recreate:
-        batch += [{"delete": {"set": _ref(name)}}, {"add": {"set": want_sets[name].definition()}}]
+        batch += [{"delete": {_kind(old_sets[name]): _ref(name)}},
+                  {"add": {"set": want_sets[name].definition()}}]
     for s in table.sets:
         if s.elements is None:
             continue
@@ -138,13 +144,13 @@ def nft_batch(table: NftTable, known: NftKnown) -> list[dict[str, Any]]:
         if in_place and old is not None and old.elements == s.elements:
             continue
         if in_place:
-            batch.append({"flush": {"set": _ref(s.name)}})
+            batch.append({"flush": {_kind(s): _ref(s.name)}})
         if s.elements:
             batch.append(elements_cmd("add", s))
     for c in changed:
         batch += rule_cmds(c)
     # sets first: a stale map's elements may still jump to a stale chain
-    batch += [{"delete": {"set": _ref(n)}} for n in stale_sets]
+    batch += [{"delete": {_kind(old_sets[n]): _ref(n)}} for n in stale_sets]
     batch += [{"delete": {"chain": _ref(n)}} for n in stale_chains]
     if batch:
         batch.insert(0, {"add": {"table": {"family": TABLE_FAMILY, "name": TABLE_NAME}}})

@@ -126,8 +126,8 @@ class BySource:
     pairs: tuple[tuple[str, int], ...]
 
 
-KeyField = Literal["saddr", "daddr", "l4proto", "sport", "dport"]
-KeyValue = IPNetwork | int | PortRange  # a network, a protocol number, a port range
+KeyField = Literal["iif", "saddr", "daddr", "l4proto", "sport", "dport"]
+KeyValue = str | IPNetwork | int | PortRange  # a device, a network, a protocol, a port range
 
 
 @dataclass(frozen=True)
@@ -353,8 +353,10 @@ def holds(m: Match, pkt: Packet, contents: Contents) -> bool | None:
     return False  # Decided: a walk stops at the first decision
 
 
-def key_value(f: KeyField, pkt: Packet) -> IPAddress | int | None:
+def key_value(f: KeyField, pkt: Packet) -> str | IPAddress | int | None:
     """The packet's value for one key field (None: it has none, e.g. no ports)."""
+    if f == "iif":
+        return pkt.iif
     if f == "saddr":
         return pkt.src
     if f == "daddr":
@@ -364,12 +366,14 @@ def key_value(f: KeyField, pkt: Packet) -> IPAddress | int | None:
     return pkt.sport if f == "sport" else pkt.dport
 
 
-def value_holds(v: KeyValue, x: IPAddress | int) -> bool:
+def value_holds(v: KeyValue, x: str | IPAddress | int) -> bool:
+    if isinstance(v, str):
+        return x == v
     if isinstance(v, PortRange):
         return isinstance(x, int) and v.low <= x <= v.high
     if isinstance(v, int):
         return x == v
-    return not isinstance(x, int) and x.version == v.version and x in v
+    return not isinstance(x, (int, str)) and x.version == v.version and x in v
 
 
 def entry_for(v: Lookup, pkt: Packet) -> Entry | None:

@@ -255,8 +255,9 @@ def rules_chain(cfg: Config, space: MarkSpace) -> tuple[NftChain, list[NftSet]]:
 
 def lookup_map(v: C.Lookup) -> NftSet:
     """The verdict map of a run of rules: interval keys, a counter per element."""
-    types = tuple(ADDR_TYPE[v.family] if f in ("saddr", "daddr")
-                  else "inet_proto" if f == "l4proto" else "inet_service" for f in v.fields)
+    types = tuple(ADDR_TYPE[v.family] if f in ("saddr", "daddr") else
+                  {"iif": "ifname", "l4proto": "inet_proto"}.get(f, "inet_service")
+                  for f in v.fields)
     return NftSet(v.name, types if len(types) > 1 else types[0], ("interval",),
                   elements=tuple(X.lookup_elements(v)), map="verdict", counter=True)
 

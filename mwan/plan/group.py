@@ -16,10 +16,10 @@ into a new group at the end.  A group's steps then never overlap each other
 (so its map's elements are disjoint, as the kernel requires, and the order
 inside it does not matter), and every pair of overlapping steps stays in
 the order of the config.  Overlap is decided on what the matches say; a
-match on a set whose contents are not known here (``ipset``) or on the
-arriving device counts as matching everything of that field.
+match on a set whose contents are not known here (``ipset``) counts as
+matching every address.
 
-What stays a linear rule: steps with an ``ipset`` or ``src_iface`` match,
+What stays a linear rule: steps with an ``ipset`` match,
 ``logging`` steps, steps with no key field at all (a catch-all), and every
 step of a group with fewer than :data:`MIN_GROUP` steps.  A sticky rule's
 verdict (goto its sticky chain) is a map verdict like any other, so sticky
@@ -43,7 +43,7 @@ from .state import Family
 
 MIN_GROUP = 4
 PORT_PROTO = {"tcp": 6, "udp": 17}
-FIELDS: tuple[C.KeyField, ...] = ("saddr", "daddr", "l4proto", "sport", "dport")
+FIELDS: tuple[C.KeyField, ...] = ("iif", "saddr", "daddr", "l4proto", "sport", "dport")
 Ranges = tuple[tuple[int, int], ...]
 
 
@@ -116,6 +116,8 @@ def shape(step: C.Step) -> tuple[Family, tuple[C.KeyField, ...]] | None:
             fields |= {"l4proto", m.field}
         elif isinstance(m, C.L4Proto):
             fields.add("l4proto")
+        elif isinstance(m, C.Iif):
+            fields.add("iif")
         else:
             return None
     if family is None or not fields:
@@ -133,6 +135,8 @@ def entry(step: C.Step, fields: tuple[C.KeyField, ...]) -> C.Entry:
             values[m.field] = merged(m.ranges)
         elif isinstance(m, C.L4Proto):
             values["l4proto"] = (m.number,)
+        elif isinstance(m, C.Iif):
+            values["iif"] = (m.device,)
     assert step.rule is not None and isinstance(step.verdict, (C.Mark, C.ToPolicy, C.ToSticky))
     return C.Entry(tuple(values[f] for f in fields), step.verdict, step.rule)
 

@@ -113,6 +113,8 @@ def render_match(m: C.Match) -> Stmt:
 
 
 def key_expr(family: str, f: C.KeyField) -> Expr:
+    if f == "iif":
+        return meta("iifname")
     if f in ("saddr", "daddr"):
         return payload(IP_PROTO[family], f)
     if f == "l4proto":
@@ -128,7 +130,7 @@ def lookup_key(v: C.Lookup) -> Expr:
 def key_value(x: C.KeyValue) -> Expr:
     if isinstance(x, PortRange):
         return port_value(x)
-    if isinstance(x, int):
+    if isinstance(x, (int, str)):
         return x
     return addr_value(x)
 

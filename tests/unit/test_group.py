@@ -216,7 +216,7 @@ def test_a_maps_elements_never_overlap(rules: str) -> None:
 
 
 def _meets(x: Any, y: Any) -> bool:
-    if isinstance(x, int) and isinstance(y, int):
+    if isinstance(x, (int, str)) and isinstance(y, (int, str)):
         return x == y
     if isinstance(x, PortRange) and isinstance(y, PortRange):
         return x.low <= y.high and y.low <= x.high
