@@ -16,6 +16,7 @@ import json
 import sys
 
 import pytest
+from fakes.configs import TWO_WANS
 
 from mwan.lab import Lab
 
@@ -29,26 +30,12 @@ from mwan.plan.classify import rule_steps
 from mwan.kernel.nft import NftApplier
 from mwan.plan.compile import compile_nft, config_part
 from mwan.plan.state import IfaceRuntime, KernelFacts
+TWO_WANS = {two_wans!r}
 
 WANS = """
 config globals 'globals'
 	option logging '1'
-config interface 'wan'
-	option enabled '1'
-	option device 'eth1'
-config interface 'wanb'
-	option enabled '1'
-	option device 'eth2'
-config member 'a'
-	option interface 'wan'
-config member 'b'
-	option interface 'wanb'
-config policy 'pa'
-	list use_member 'a'
-config policy 'pab'
-	list use_member 'a'
-	list use_member 'b'
-"""
+""" + TWO_WANS
 NETS4 = ["198.51.100.0/24", "198.51.100.7", "198.51.100.9", "198.51.100.0/28",
          "203.0.113.0/25", "203.0.113.200", "192.0.2.0/24", "192.0.2.10"]
 NETS6 = ["2001:db8:1::/48", "2001:db8:1::7", "2001:db8:2::/64"]
@@ -103,7 +90,8 @@ print(json.dumps(out))
 
 
 def test_the_kernel_takes_every_grouped_chain(lab: Lab) -> None:
-    res = lab.exec(lab.router, sys.executable, "-c", SCRIPT, timeout=240, check=False)
+    script = SCRIPT.replace("{two_wans!r}", repr(TWO_WANS))
+    res = lab.exec(lab.router, sys.executable, "-c", script, timeout=240, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     trials = json.loads(res.stdout.strip().splitlines()[-1])
     assert len(trials) == 40

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
+from fakes.configs import TWO_WANS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,23 +24,7 @@ from mwan.plan import nftexpr as X
 from mwan.plan.state import AddrInfo, IfaceRuntime, KernelFacts, RouteInfo
 from mwan.report.explain import explain
 
-WANS = """
-config interface 'wan'
-	option enabled '1'
-	option device 'eth1'
-config interface 'wanb'
-	option enabled '1'
-	option device 'eth2'
-config member 'a'
-	option interface 'wan'
-config member 'b'
-	option interface 'wanb'
-config policy 'pa'
-	list use_member 'a'
-config policy 'pab'
-	list use_member 'a'
-	list use_member 'b'
-"""
+WANS = TWO_WANS
 NETWORK = {"lan": "br-lan", "guest": "br-guest"}
 UP = {"wan": IfaceRuntime("wan", up=True, online=True, addresses=("10.0.1.2",)),
       "wanb": IfaceRuntime("wanb", up=True, online=True, addresses=("10.0.2.2",))}

@@ -14,6 +14,7 @@ import itertools
 import time
 from typing import Any
 
+from fakes.configs import TWO_WANS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,22 +29,8 @@ from mwan.plan.compile import config_part, lookup_map
 WANS = """
 config globals 'globals'
 	option logging '1'
-config interface 'wan'
-	option enabled '1'
-	option device 'eth1'
-config interface 'wanb'
-	option enabled '1'
-	option device 'eth2'
-config member 'a'
-	option interface 'wan'
-config member 'b'
-	option interface 'wanb'
-config policy 'pa'
-	list use_member 'a'
+""" + TWO_WANS + """
 config policy 'pb'
-	list use_member 'b'
-config policy 'pab'
-	list use_member 'a'
 	list use_member 'b'
 """
 NETWORK = {"lan": "br-lan", "guest": "br-guest"}
