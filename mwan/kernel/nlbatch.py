@@ -51,6 +51,8 @@ NLMSGERR_ATTR_MSG = 1  # linux/netlink.h: the extended ack's text
 # must fit the socket's buffer until they are read
 CHUNK = 128
 RCVBUF = 1 << 20
+# the kernel answers every request at once; waiting longer means something is wrong
+ACK_TIMEOUT = 10.0
 
 FLAGS = {"add": NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
          "replace": NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
@@ -181,6 +183,7 @@ class NetlinkBatch:
     def __init__(self) -> None:
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         self._sock.bind((0, 0))
+        self._sock.settimeout(ACK_TIMEOUT)
         for opt in (NETLINK_CAP_ACK, NETLINK_EXT_ACK):
             try:
                 self._sock.setsockopt(SOL_NETLINK, opt, 1)
@@ -196,7 +199,11 @@ class NetlinkBatch:
         self._sock.close()
 
     def run(self, requests: Sequence[Request]) -> list[NetlinkError | None]:
-        """Send every request, in order; the kernel's answer to each (None: done)."""
+        """Send every request, in order; the kernel's answer to each (None: done).
+
+        Raises :class:`OSError` (``TimeoutError`` after :data:`ACK_TIMEOUT`) if the
+        socket fails: what the kernel did is then unknown.
+        """
         out: list[NetlinkError | None] = []
         for start in range(0, len(requests), CHUNK):
             out += self._chunk(requests[start:start + CHUNK])
