@@ -11,15 +11,19 @@ the kernel: ``mwan3 start`` is run and timed until it returns, then
 
 * cli: from ``mwan3 start`` until the daemon process starts (the CLI's own
   interpreter start-up, imports and config check, then the fork);
-* interpreter + imports: daemon process start until ``mwan.daemon.core`` is
-  imported;
+* imports: daemon process start until ``mwan.daemon.core`` is imported (with
+  a daemon that is a new interpreter, as before issue 17, its start-up too);
 * config: reading and checking the config, building the daemon;
 * first apply: the adopt check, the netlink and nftables monitors, the
   first plan and apply (nft batch, routes, rules);
 * ready: trackers, control socket, pid file, until it tells ``start``;
 * start returns: ``mwan3 start`` exits.
 
-Each repetition also runs, alternating with it and in the same namespace,
+``--before DIR`` also times, alternating with this tree's, a start of mwan
+from another source tree (e.g. ``git archive`` of an older commit), whose
+daemon may not log its phases (then only its process start and its "mwan
+started" line are known).  Each repetition also runs, alternating with it
+and in the same namespace,
 the baselines ``python -P -c pass`` and ``python -P -c 'import
 mwan.daemon.core'`` (the venv's interpreter, as the daemon runs).  Prints
 medians and maxima; target: ``mwan3 start`` to the first apply under 1 s.
@@ -42,7 +46,7 @@ from mwan.daemon.startclock import parse_line
 DEFAULT_CASES = "2x10,16x1000"
 PHASES = ("imports done", "config parsed", "first apply done", "ready")
 COLUMNS = ("cli", "imports", "config", "first apply", "ready", "start returns",
-           "to first apply", "start total")
+           "daemon to ready", "to first apply", "start total")
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
@@ -77,6 +81,7 @@ def start_once(workdir: str, env: dict[str, str]) -> dict[str, float]:
     marks = [started - t0] + [started - t0 + at[p] for p in PHASES]
     out = {name: b - a for name, a, b in zip(COLUMNS, [0.0, *marks], marks, strict=False)}
     out["start returns"] = t_end - (started + at["ready"])
+    out["daemon to ready"] = at["ready"]
     out["to first apply"] = started + at["first apply done"] - t0
     out["start total"] = t_end - t0
     return out
@@ -100,59 +105,74 @@ def older_daemon_phases(run_dir: str, log_path: str) -> tuple[float, dict[str, f
                      "ready": ready - started}
 
 
-def inner(cases: list[tuple[int, int]], reps: int) -> None:
+def summary(label: str, rows: list[dict[str, float]]) -> None:
+    print(f"  {label}: {len(rows)} cold starts (seconds; median / max)")
+    for col in COLUMNS:
+        vals = [r[col] for r in rows if r[col] == r[col]]  # NaN: not logged (older daemon)
+        if vals:
+            print(f"    {col:<16} {statistics.median(vals):7.3f} / {max(vals):7.3f}")
+        else:
+            print(f"    {col:<16}     n/a (that daemon does not log its phases)")
+
+
+def inner(cases: list[tuple[int, int]], reps: int, before: str | None) -> None:
     py = [sys.executable, "-P"]
     for n, nrules in cases:
         make_wans(n)
         clean_kernel()
         workdir = tempfile.mkdtemp(prefix="mwan-startup-")
         env = {**os.environ, "MWAN_STATE_DIR": os.path.join(workdir, "state")}
+        old_env = {**env, "PYTHONPATH": before} if before else env
         try:
             with open(os.path.join(workdir, "mwan3"), "w", encoding="utf-8") as fh:
                 fh.write(config_text(n, nrules))
-            rows, base_pass, base_import = [], [], []
+            rows, old_rows, base_pass, base_import = [], [], [], []
             start_once(workdir, env)  # warm the page cache once, not counted
-            for _ in range(reps):
+            for _ in range(reps):  # alternating: baseline, ours, (before), baseline
                 base_pass.append(timed([*py, "-c", "pass"]))
                 rows.append(start_once(workdir, env))
+                if before:
+                    old_rows.append(start_once(workdir, old_env))
                 base_import.append(timed([*py, "-c", "import mwan.daemon.core"]))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        print(f"\n{n} interfaces, {nrules} rules: {reps} cold starts (seconds; median / max)")
-        for col in COLUMNS:
-            vals = [r[col] for r in rows if r[col] == r[col]]  # NaN: not logged (older daemon)
-            if vals:
-                print(f"  {col:<16} {statistics.median(vals):7.3f} / {max(vals):7.3f}")
-            else:
-                print(f"  {col:<16}     n/a (this daemon does not log its phases)")
+        print(f"\n{n} interfaces, {nrules} rules")
+        summary("this tree", rows)
+        if before:
+            summary(f"before ({before})", old_rows)
         mp, mi = statistics.median(base_pass), statistics.median(base_import)
-        key = "to first apply" if rows[0]["to first apply"] == rows[0]["to first apply"] \
-            else "start total"
-        first = statistics.median(r[key] for r in rows)
+        first = statistics.median(r["to first apply"] for r in rows)
         print(f"  baseline python -P -c pass                       {mp:7.3f} / "
               f"{max(base_pass):7.3f}")
         print(f"  baseline python -P -c 'import mwan.daemon.core'  {mi:7.3f} / "
               f"{max(base_import):7.3f}")
-        print(f"  ratio {key} / (2 x import baseline): {first / (2 * mi):.2f}; "
-              f"target {key} < 1 s: {'met' if first < 1 else 'NOT met'} "
-              f"(max {max(r[key] for r in rows):.3f} s)", flush=True)
+        if before:
+            ours_t = statistics.median(r["start total"] for r in rows)
+            old_t = statistics.median(r["start total"] for r in old_rows)
+            print(f"  start total, this tree / before: {ours_t / old_t:.2f}")
+        print(f"  ratio to first apply / (2 x import baseline): {first / (2 * mi):.2f}; "
+              f"target to first apply < 1 s: {'met' if first < 1 else 'NOT met'} "
+              f"(max {max(r['to first apply'] for r in rows):.3f} s)", flush=True)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--cases", default=DEFAULT_CASES, help="e.g. 2x10,16x1000")
+    ap.add_argument("--before", metavar="DIR",
+                    help="also time, alternating, mwan from this source tree (PYTHONPATH)")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     cases = [(int(c.split("x")[0]), int(c.split("x")[1])) for c in a.cases.split(",")]
     if a.inner:
-        inner(cases, a.reps)
+        inner(cases, a.reps, a.before)
         return 0
     for ns in namespace():
         print(f"in network namespace {ns}; {os.cpu_count()} CPUs; {sys.executable}", flush=True)
         r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m",
                             "bench.startup_bench", "--inner", "--reps", str(a.reps),
-                            "--cases", a.cases], check=False)
+                            "--cases", a.cases, *(["--before", a.before] if a.before else [])],
+                           check=False)
         return r.returncode
     return 1
 
