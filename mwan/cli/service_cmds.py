@@ -117,7 +117,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 def _daemon_child(args: argparse.Namespace, cfg: Config, ready_fd: int,
                   log_path: str) -> NoReturn:
     """In the forked child: a session of its own, stdin /dev/null, output to the log, then
-    the daemon; never returns."""
+    the daemon; never returns (it exits)."""
     code = 1
     try:
         os.setsid()
@@ -137,14 +137,11 @@ def _daemon_child(args: argparse.Namespace, cfg: Config, ready_fd: int,
         code = run_daemon(args, ready_fd, cfg)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:  # noqa: BLE001 - the child must never return into the CLI
+    except BaseException:  # noqa: BLE001 - shown in the log; the child still only exits
         traceback.print_exc()
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+    # out through the CLI's main and the interpreter's normal exit (as a daemon that was its
+    # own interpreter did); none of cmd_start's code after the fork runs in the child
+    sys.exit(code)
 
 
 def _reap(pid: int, timeout: float) -> None:
