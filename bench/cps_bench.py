@@ -1,6 +1,10 @@
 """New-connection rate LAN -> internet through the router, without mwan and with 10/100/1000 rules.
 
     sudo .venv/bin/python -m bench.cps_bench [--reps 5] [--seconds 5] [--quick]
+        [--cases direct,none,10,100,1000,1000@old --tree old=/tmp/old-tree]
+
+(``--tree old=DIR``: cases ``N@old`` run mwan from the source tree DIR, e.g.
+``git archive <commit> | tar -x -C DIR``, alternating with the others.)
 
 One lab (router, two ISPs, two LAN clients, the internet; prefix ``mwcps``).
 A server on 203.0.113.99:8080 in the internet namespace accepts and closes
@@ -18,8 +22,9 @@ every round:
 * ``mwan N``: ``mwan3 start`` with N rules; the first N-1 never match the
   benchmark's traffic (other destinations and ports, shapes as in
   ``bench/apply_bench.py``: plain dest_ip, tcp dest_port lists, udp
-  src_port ranges, every tenth sticky), the last one does (checked through
-  its counter), so every new connection walks the whole list.
+  src_port ranges, every tenth sticky), the last one does and sends it out
+  of WAN 2 (checked: without mwan it leaves by WAN 1), so every new
+  connection walks the whole list.
 
 Prints the median conn/s per case, its ratio to ``none`` (of the medians,
 and "paired": the median over rounds of each round's ratio, steadier on a
