@@ -19,9 +19,10 @@ the order of the config.  Overlap is decided on what the matches say; a
 match on a set whose contents are not known here (``ipset``) counts as
 matching every address.
 
-What stays a linear rule: steps with an ``ipset`` match,
-``logging`` steps, steps with no key field at all (a catch-all), and every
-step of a group with fewer than :data:`MIN_GROUP` steps.  A sticky rule's
+What stays a linear rule: steps with an ``ipset`` match, steps with all six
+key fields (:data:`MAX_FIELDS`), ``logging`` steps, steps with no key field
+at all (a catch-all), and every step of a group with fewer than
+:data:`MIN_GROUP` steps.  A sticky rule's
 verdict (goto its sticky chain) is a map verdict like any other, so sticky
 rules are grouped.  With no group of :data:`MIN_GROUP` steps, the steps are
 returned unchanged (small configs keep the chain they always had).
@@ -42,6 +43,10 @@ from .names import rule_map
 from .state import Family
 
 MIN_GROUP = 4
+# nft 1.0.6 keeps a set's key type in 32 bits, 6 per concatenated type: with a sixth
+# field the listing decodes garbage ("bitmask . ipv4_addr ...") and libnftables
+# aborts on it (json.c range_expr_json assertion). A rule with all six stays a rule.
+MAX_FIELDS = 5
 PORT_PROTO = {"tcp": 6, "udp": 17}
 FIELDS: tuple[C.KeyField, ...] = ("iif", "saddr", "daddr", "l4proto", "sport", "dport")
 Ranges = tuple[tuple[int, int], ...]
@@ -120,7 +125,7 @@ def shape(step: C.Step) -> tuple[Family, tuple[C.KeyField, ...]] | None:
             fields.add("iif")
         else:
             return None
-    if family is None or not fields:
+    if family is None or not fields or len(fields) > MAX_FIELDS:
         return None
     return family, tuple(f for f in FIELDS if f in fields)
 
@@ -194,6 +199,54 @@ def _new_group(key: tuple[Family, tuple[C.KeyField, ...]] | None) -> Group:
     return Group(key, index_field=index)
 
 
+def _span(v: C.KeyValue, names: dict[str, int]) -> tuple[int, int]:
+    if isinstance(v, str):
+        k = names.setdefault(v, len(names))
+        return k, k
+    if isinstance(v, int):
+        return v, v
+    if isinstance(v, PortRange):
+        return v.low, v.high
+    return int(v.network_address), int(v.broadcast_address)
+
+
+def depth(values: Sequence[tuple[C.KeyValue, ...]]) -> int:
+    """The most entries one value of a field can match (a sweep over their spans)."""
+    names: dict[str, int] = {}
+    events: list[tuple[int, int]] = []
+    for alternatives in values:
+        for lo, hi in merged_spans([_span(v, names) for v in alternatives]):
+            events += [(lo, 1), (hi + 1, -1)]
+    best = cur = 0
+    for _x, d in sorted(events):
+        cur += d
+        best = max(best, cur)
+    return best
+
+
+def merged_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def selective_first(fields: Sequence[C.KeyField], entries: Sequence[C.Entry]) -> list[int]:
+    """The key's field order: the field whose values overlap least first.
+
+    nft's concatenated interval maps (pipapo) match field by field, and a
+    field that leaves many elements standing costs the next field's step
+    in proportion: 2,000 elements that share the first field (one /24, the
+    same protocol) and differ by port cost 14 µs per lookup against 0.4 µs
+    when the ports come first (measured, this kernel).
+    """
+    cost = [depth([e.values[k] for e in entries]) for k in range(len(fields))]
+    return sorted(range(len(fields)), key=lambda k: (cost[k], k))
+
+
 def grouped(steps: Sequence[C.Step], min_group: int = MIN_GROUP) -> tuple[C.Step, ...]:
     """The ``rules`` chain's steps with runs of same-shape rules as verdict maps."""
     groups: list[Group] = []
@@ -223,6 +276,10 @@ def grouped(steps: Sequence[C.Step], min_group: int = MIN_GROUP) -> tuple[C.Step
         family, fields = g.key
         count += 1
         name = rule_map(count, family)
-        look = C.Lookup(name, family, fields, tuple(entry(s, fields) for s in g.steps))
+        entries = [entry(s, fields) for s in g.steps]
+        order = selective_first(fields, entries)
+        look = C.Lookup(name, family, tuple(fields[k] for k in order),
+                        tuple(C.Entry(tuple(e.values[k] for k in order), e.decision, e.rule)
+                              for e in entries))
         out.append(C.Step((C.IsFamily(family),), look, "group", comment=name))
     return tuple(out)

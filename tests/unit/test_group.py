@@ -252,4 +252,19 @@ def test_the_benchmarks_thousand_rules_are_three_lookups() -> None:
     assert took < 5  # not a timing test: a guard against a quadratic grouping
     m = lookup_map(next(s.verdict for s in G.grouped(C.rule_steps(cfg, SPACE))
                         if isinstance(s.verdict, C.Lookup) and len(s.verdict.fields) == 3))
-    assert m.type == ("ipv4_addr", "inet_proto", "inet_service") and m.counter
+    assert set(m.type) == {"ipv4_addr", "inet_proto", "inet_service"} and m.counter
+    assert m.type[0] == "ipv4_addr"  # distinct /32s: the most selective field first
+
+
+def test_the_key_puts_the_field_that_overlaps_least_first() -> None:
+    """nft's concatenated interval maps cost in proportion to the elements the first fields
+    leave standing (bench/lookup_bench.py: 14 us against 0.4 us per lookup)."""
+    specs = [f"\toption dest_ip '203.0.113.0/24'\n\toption proto 'tcp'\n"
+             f"\toption dest_port '{1000 + i},{20000 + i}'\n\toption use_policy 'pa'"
+             for i in range(20)]
+    steps = G.grouped(C.rule_steps(cfg_of(rules_of(*specs)), SPACE))
+    look = steps[0].verdict
+    assert isinstance(look, C.Lookup) and look.fields == ("dport", "daddr", "l4proto")
+    lan = pkt("192.168.1.10", "203.0.113.9", 6, 1234, 20007, "br-lan")
+    assert decide(steps, lan) == "policy_pa_v4"
+    assert lookup_map(look).type == ("inet_service", "ipv4_addr", "inet_proto")
