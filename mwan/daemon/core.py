@@ -442,7 +442,7 @@ class Daemon:
 
     async def _adopt(self) -> None:
         """A previous daemon's datapath is in the kernel: keep its online WANs in service."""
-        exists = await self.loop.kernel(lambda a: a.nft.listing("table") is not None)
+        exists = await self.loop.kernel(lambda a: a.nft.table_exists())
         online = adopt.load(self.run_dir)
         if not exists:
             return

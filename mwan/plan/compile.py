@@ -185,10 +185,11 @@ def guard_chain(cfg: Config, space: MarkSpace) -> list[NftChain]:
     someone, until the repair).  Let through, it would be masqueraded to the
     wrong address and its connection's NAT mapping lost (the flow resets);
     dropped, it is retransmitted once the rules are back.  One lookup of
-    ``mark . oifname`` in a set, whatever the number of WANs.
+    ``mark . oifname`` in a set, whatever the number of WANs.  It depends on
+    the config alone (:class:`ConfigPart`).
     """
-    pairs = sorted({(space.mark(i.id), other.device) for i in cfg.enabled_interfaces
-                    for other in cfg.enabled_interfaces if other.device != i.device})
+    wans = [(space.mark(i.id), i.device) for i in cfg.enabled_interfaces]
+    pairs = sorted({(m, dev) for m, own in wans for _m, dev in wans if dev != own})
     if not pairs:
         return []
     key = {"concat": [X.band(X.meta("mark"), space.mask), X.meta("oifname")]}
@@ -275,13 +276,15 @@ class ConfigPart:
     sticky_chains: tuple[NftChain, ...]
     sticky_sets: tuple[NftSet, ...]
     rule_maps: tuple[NftSet, ...] = ()
+    guard: tuple[NftChain, ...] = ()
 
 
 def config_part(cfg: Config) -> ConfigPart:
     space = MarkSpace(cfg.globals.mmx_mask)
     chains, sets = sticky_static(cfg, space)
     rules, maps = rules_chain(cfg, space)
-    return ConfigPart(rules, tuple(chains), tuple(sets), tuple(maps))
+    return ConfigPart(rules, tuple(chains), tuple(sets), tuple(maps),
+                      tuple(guard_chain(cfg, space)))
 
 
 def user_sets(cfg: Config) -> list[NftSet]:
@@ -299,7 +302,7 @@ def compile_nft(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: KernelF
                for p in cfg.policies}
     part = part if part is not None else config_part(cfg)
     devices = {i.id: i.device for i in cfg.enabled_interfaces}
-    chains = (ha_base_chains(cfg, base_chains(space, ids)) + guard_chain(cfg, space)
+    chains = (ha_base_chains(cfg, base_chains(space, ids)) + list(part.guard)
               + mark_chains(space, ids, devices)
               + classify_chains(cfg, space, runtime) + [part.rules]
               + policy_chains(cfg, space, list(choices.values()))
@@ -348,6 +351,12 @@ def desired_routes(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: Kern
     """
     lookup = set(cfg.globals.rt_table_lookup)
     wan_devices = {i.device for i in cfg.enabled_interfaces}
+    devices = set(facts.devices)
+    copied = [r for r in facts.routes  # what any WAN's table copies (of its family)
+              if not r.is_default and r.type in COPY_TYPES
+              and (r.table == MAIN_TABLE or r.table in lookup)
+              and not (r.family == "ipv6" and r.dst == "fe80::/64")
+              and not (r.dev is not None and devices and r.dev not in devices)]
     out: set[Route] = set()
     for i in cfg.enabled_interfaces:
         rt = runtime.get(i.name)
@@ -357,16 +366,8 @@ def desired_routes(cfg: Config, runtime: Mapping[str, IfaceRuntime], facts: Kern
             out.add(Route(i.id, i.family, "default", dev=i.device, gateway=rt.gateway))
         else:
             out.add(Route(i.id, i.family, "default", dev=i.device, scope=253))
-        for r in facts.routes:
-            if r.family != i.family or r.is_default or r.type not in COPY_TYPES:
-                continue
-            if r.table != MAIN_TABLE and r.table not in lookup:
-                continue
-            if r.family == "ipv6" and r.dst in ("fe80::/64",):
-                continue
-            if r.dev is not None and facts.devices and r.dev not in facts.devices:
-                continue
-            if r.dev is not None and r.dev in wan_devices and r.dev != i.device:
+        for r in copied:
+            if r.family != i.family or (r.dev in wan_devices and r.dev != i.device):
                 continue
             out.add(Route(i.id, i.family, r.dst, dev=r.dev, gateway=r.gateway,
                           prefsrc=r.prefsrc, metric=r.metric, scope=r.scope, type=r.type))

@@ -264,12 +264,13 @@ class FakeNft:
         name = obj.get("name")
         if t is None or obj.get("table", name if kind == "table" else None) != TABLE_NAME or \
                 (kind == "chain" and name not in t.chains) or \
-                (kind == "set" and name not in t.sets):
+                (kind in ("set", "map") and name not in t.sets):
             return -1, "", "internal:0:0-0: Error: No such file or directory\n\n"
         out: list[dict[str, Any]] = [meta]
         if kind == "table":
             out.append({"table": {"family": TABLE_FAMILY, "name": TABLE_NAME, "handle": 1}})
-        sets = t.sets if kind == "table" else ({name: t.sets[name]} if kind == "set" else {})
+        sets = t.sets if kind == "table" else ({name: t.sets[name]} if kind in ("set", "map")
+                                               else {})
         for n, d in sets.items():
             s = {k: v for k, v in d.items()}
             flags = list(s.get("flags", ()))
@@ -279,7 +280,7 @@ class FakeNft:
                 s["flags"] = flags
             if t.elements.get(n):
                 s["elem"] = list(t.elements[n])
-            out.append({"set": s})
+            out.append({"map": s} if "map" in s else {"set": s})
         chains = t.chains if kind == "table" else ({name: t.chains[name]}
                                                    if kind == "chain" else {})
         for n, d in chains.items():
@@ -308,8 +309,8 @@ class FakeNft:
         name = obj.get("name")
         if kind == "chain":
             self._chain(t, op, obj)
-        elif kind == "set":
-            self._set(t, op, obj)
+        elif kind in ("set", "map"):
+            self._set(t, op, obj, kind)
         elif kind == "element":
             if name not in t.sets:
                 raise NftRefused("No such file or directory")
@@ -353,7 +354,7 @@ class FakeNft:
         else:
             raise NftRefused(f"{op} chain: not supported")
 
-    def _set(self, t: FakeTable, op: str, obj: dict[str, Any]) -> None:
+    def _set(self, t: FakeTable, op: str, obj: dict[str, Any], kind: str = "set") -> None:
         name = obj["name"]
         if op == "add":
             if name in t.sets and t.sets[name] != obj:
@@ -363,6 +364,8 @@ class FakeNft:
         elif name not in t.sets:
             raise NftRefused("No such file or directory")
         elif op == "flush":
+            if (kind == "map") != ("map" in t.sets[name]):  # libnftables: "flush set" of a map
+                raise NftRefused("No such file or directory")
             t.elements[name] = []
         elif op == "delete":
             if self._in_use(t, 1, name):
