@@ -93,7 +93,23 @@ def bypass_networks(cfg: Config, facts: KernelFacts, family: Family
             list(ipaddress.collapse_addresses([n for n in custom if n.version == version])))
 
 
+# the last bypass_sets answer: an interface going up or down leaves main's routes and the
+# addresses as they were, and collapsing them is most of such a change's compile time
+_BYPASS_MEMO: list[tuple[tuple[int, ...], KernelFacts, tuple[NftSet, ...]]] = []
+
+
 def bypass_sets(cfg: Config, facts: KernelFacts) -> list[NftSet]:
+    lookup = tuple(cfg.globals.rt_table_lookup)
+    for key, known, sets in _BYPASS_MEMO:
+        if key == lookup and (known is facts or (known.routes == facts.routes
+                                                  and known.addresses == facts.addresses)):
+            return list(sets)
+    out = _bypass_sets(cfg, facts)
+    _BYPASS_MEMO[:] = [(lookup, facts, tuple(out))]
+    return out
+
+
+def _bypass_sets(cfg: Config, facts: KernelFacts) -> list[NftSet]:
     out = []
     for fam in FAMILIES:
         connected, custom = bypass_networks(cfg, facts, fam)
