@@ -334,3 +334,29 @@ def test_flows_survive_deleted_ip_rules(lab: Lab, mwan: Callable[[str], MwanRout
     assert state(m)["repairs"]["by_kind"].get("ip_rule", 0) >= 1
     guard = lab.exec(lab.router, "nft", "list", "chain", "inet", "mwan", "guard").stdout
     assert "another WAN's mark" in guard
+
+
+def test_a_rule_maps_deleted_element_is_restored(lab: Lab, mwan: Callable[[str], MwanRouter]
+                                                 ) -> None:
+    """Grouped rules (plan/group.py) live in a map: an element deleted by someone is repaired,
+    and a restart by difference refills the map from the kernel's listing."""
+    srv2 = lab.server2_addr(4)
+    rules = "".join(f"config rule 'h{k}'\n\toption dest_ip '198.51.100.{200 + k}'\n"
+                    "\toption use_policy 'balanced'\n" for k in range(5))
+    rules += (f"config rule 'to_server2'\n\toption dest_ip '{srv2}'\n"
+              "\toption use_policy 'wanb_only'\n")
+    policies = ("config member 'wanb_only_m'\n\toption interface 'wanb'\n"
+                "config policy 'wanb_only'\n\tlist use_member 'wanb_only_m'\n")
+    m = mwan(cfg(lab).replace("config rule 'sticky_https'", policies + rules
+                              + "config rule 'sticky_https'"))
+    listing = lab.exec(lab.router, "nft", "list", "map", "inet", "mwan", "rules_v4_1").stdout
+    assert srv2 in listing, listing
+    assert lab.connect_many(lab.client_ns(1), srv2, 80, count=10).wans == {2: 10}
+    lab.exec(lab.router, "nft", "delete", "element", "inet", "mwan", "rules_v4_1",
+             f"{{ {srv2} }}")
+    assert wait_for(lambda: srv2 in lab.exec(lab.router, "nft", "list", "map", "inet", "mwan",
+                                             "rules_v4_1").stdout), m.log()
+    assert state(m)["repairs"]["by_kind"].get("nft_element", 0) >= 1
+    assert lab.connect_many(lab.client_ns(1), srv2, 80, count=10).wans == {2: 10}
+    m.cli("restart")
+    assert lab.connect_many(lab.client_ns(1), srv2, 80, count=10).wans == {2: 10}
