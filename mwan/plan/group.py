@@ -37,7 +37,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..config.model import IPNetwork, PortRange
+from ..config.model import PortRange
 from . import classify as C
 from .names import rule_map
 from .state import Family
@@ -64,10 +64,6 @@ class Footprint:
     iif: frozenset[str] | None = None
 
 
-def _nets(nets: Sequence[IPNetwork]) -> Ranges:
-    return tuple((int(n.network_address), int(n.broadcast_address)) for n in nets)
-
-
 def footprint(step: C.Step) -> Footprint:
     kw: dict[str, object] = {}
     family: Family | None = None
@@ -76,10 +72,10 @@ def footprint(step: C.Step) -> Footprint:
             family = m.family
         elif isinstance(m, C.Addr):
             family = m.family
-            kw[m.field] = _nets(m.nets)
+            kw[m.field] = tuple(_span(n) for n in m.nets)
         elif isinstance(m, C.Ports):
             kw["proto"] = PORT_PROTO[m.proto]
-            kw[m.field] = tuple((r.low, r.high) for r in m.ranges)
+            kw[m.field] = tuple(_span(r) for r in m.ranges)
         elif isinstance(m, C.L4Proto):
             kw["proto"] = m.number
         elif isinstance(m, (C.Iif, C.IifIn)):
@@ -148,14 +144,7 @@ def entry(step: C.Step, fields: tuple[C.KeyField, ...]) -> C.Entry:
 
 def merged(ranges: Sequence[PortRange]) -> tuple[PortRange, ...]:
     """Port ranges without overlaps (a map's elements must not overlap)."""
-    out: list[PortRange] = []
-    for r in sorted(ranges, key=lambda r: (r.low, r.high)):
-        if out and r.low <= out[-1].high + 1:
-            last = out[-1]
-            out[-1] = PortRange(last.low, max(last.high, r.high))
-        else:
-            out.append(r)
-    return tuple(out)
+    return tuple(PortRange(lo, hi) for lo, hi in merged_spans([_span(r) for r in ranges]))
 
 
 @dataclass
@@ -199,8 +188,10 @@ def _new_group(key: tuple[Family, tuple[C.KeyField, ...]] | None) -> Group:
     return Group(key, index_field=index)
 
 
-def _span(v: C.KeyValue, names: dict[str, int]) -> tuple[int, int]:
+def _span(v: C.KeyValue, names: dict[str, int] | None = None) -> tuple[int, int]:
+    """A value as the integers it covers (a device: its number in ``names``)."""
     if isinstance(v, str):
+        assert names is not None
         k = names.setdefault(v, len(names))
         return k, k
     if isinstance(v, int):
