@@ -32,7 +32,7 @@ def kernel_report(args: argparse.Namespace) -> dict[str, Any] | None:
     """``connected`` and ``rules`` read straight from mwan's nft table (no daemon needed)."""
     from ..config.errors import ConfigError
     from ..config.validate import load_config
-    from ..kernel.nft import NftApplier, chain_rules_with_counters, looked_up_maps, set_networks
+    from ..kernel.nft import NftApplier, rules_with_counters, set_networks
     from ..report.data import rule_counters
 
     nft = NftApplier()
@@ -48,9 +48,7 @@ def kernel_report(args: argparse.Namespace) -> dict[str, Any] | None:
     except ConfigError as exc:
         print(f"cannot name the rules: {exc}", file=sys.stderr)
         return None
-    rules = chain_rules_with_counters(nft, "rules")
-    return {"connected": connected,
-            "rules": rule_counters(cfg, rules, looked_up_maps(nft, rules))}
+    return {"connected": connected, "rules": rule_counters(cfg, *rules_with_counters(nft, "rules"))}
 
 
 def _show(args: argparse.Namespace, render: Callable[[dict[str, Any]], str],

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..config.model import Ha, Interface
 from ..config.values import FAMILIES
 from ..ha.status import read_status
-from ..kernel.nft import chain_rules_with_counters, looked_up_maps, set_networks
+from ..kernel.nft import rules_with_counters, set_networks
 from ..plan.names import SUFFIX, user_set
 from ..plan.state import IfaceRuntime
 from ..report import data
@@ -100,10 +100,8 @@ def handlers(daemon: Daemon) -> dict[str, Handler]:
         out = {**st, "policies": data.policies(daemon.cfg, daemon.runtime()),
                "connected": data.connected(daemon.cfg, daemon.facts)}
         if bool_arg(args, "rules", True):
-            def listed() -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
-                rules = chain_rules_with_counters(daemon.applier().nft, "rules")
-                return rules, looked_up_maps(daemon.applier().nft, rules)
-            nft_rules, maps = await daemon.kernel(listed)
+            nft_rules, maps = await daemon.kernel(
+                lambda: rules_with_counters(daemon.applier().nft, "rules"))
             out["rules"] = data.rule_counters(daemon.cfg, nft_rules, maps)
         return out
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..plan.nftexpr import looked_up
 from ..plan.state import TABLE_FAMILY, TABLE_NAME, NftTable
 from .diff import NOTHING, NftKnown, full_batch, known_from_listing, nft_batch
 
@@ -260,24 +261,19 @@ class NftApplier:
         self._known = None
 
 
-def chain_rules_with_counters(applier: NftApplier, chain: str) -> list[dict[str, Any]]:
-    """The rules of one chain as listed (with counter values and comments)."""
+def rules_with_counters(applier: NftApplier, chain: str
+                        ) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+    """The rules of one chain as listed (with counter values and comments), and the elements
+    (with their counters and comments) of the named maps those rules look up, by name."""
     objs = applier.listing("chain", chain) or []
-    return [o["rule"] for o in objs if "rule" in o]
-
-
-def looked_up_maps(applier: NftApplier, rules: Iterable[Mapping[str, Any]]
-                   ) -> dict[str, list[Any]]:
-    """The elements (with their counters and comments) of the named maps ``rules`` look up."""
-    out: dict[str, list[Any]] = {}
+    rules = [o["rule"] for o in objs if "rule" in o]
+    maps: dict[str, list[Any]] = {}
     for r in rules:
-        for stmt in r.get("expr", ()):
-            v = stmt.get("vmap") if isinstance(stmt, dict) else None
-            data = v.get("data") if isinstance(v, dict) else None
-            if isinstance(data, str) and data.startswith("@") and data[1:] not in out:
-                objs = applier.listing("map", data[1:]) or []
-                out[data[1:]] = [e for o in objs if "map" in o for e in o["map"].get("elem", ())]
-    return out
+        name = looked_up(r.get("expr", ()))
+        if name is not None and name not in maps:
+            listed = applier.listing("map", name) or []
+            maps[name] = [e for o in listed if "map" in o for e in o["map"].get("elem", ())]
+    return rules, maps
 
 
 def set_networks(applier: NftApplier, name: str) -> list[str] | None:

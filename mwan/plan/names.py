@@ -45,7 +45,15 @@ def sticky_set(rule: str, family: Family) -> str:
 
 def rule_map(index: int, family: Family) -> str:
     """A verdict map holding a run of user rules (plan/group.py)."""
-    return f"rules_{SUFFIX[family]}_{index}"
+    return f"{_RULE_MAP_PREFIX[family]}{index}"
+
+
+def rule_map_family(name: str) -> Family | None:
+    """The family of a :func:`rule_map` name; None if ``name`` is none of them."""
+    return next((f for f, p in _RULE_MAP_PREFIX.items() if name.startswith(p)), None)
+
+
+_RULE_MAP_PREFIX: dict[Family, str] = {f: f"rules_{SUFFIX[f]}_" for f in FAMILIES}
 
 
 def user_set(name: str, family: Family) -> str:
@@ -74,4 +82,4 @@ def reserved_ipset(name: str) -> str | None:
 
 _OWN_SETS = frozenset(f"{kind}_{SUFFIX[fam]}" for kind in BYPASS_SETS for fam in FAMILIES)
 _STICKY_PREFIXES = tuple(sticky_set("", fam) for fam in FAMILIES) + tuple(
-    rule_map(0, fam)[:-1] for fam in FAMILIES)
+    _RULE_MAP_PREFIX.values())

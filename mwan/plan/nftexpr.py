@@ -147,6 +147,16 @@ def lookup_elements(v: C.Lookup) -> list[Expr]:
     return out
 
 
+def looked_up(expr: Any) -> str | None:
+    """The named map a rule's ``vmap @NAME`` looks up (a rule as built or as listed)."""
+    for stmt in expr:
+        v = stmt.get("vmap") if isinstance(stmt, dict) else None
+        data = v.get("data") if isinstance(v, dict) else None
+        if isinstance(data, str) and data.startswith("@"):
+            return data[1:]
+    return None
+
+
 def render_verdict(v: C.Verdict) -> Stmt:
     if isinstance(v, C.Mark):
         return goto(mark_chain(v.ident))

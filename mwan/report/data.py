@@ -9,7 +9,8 @@ from typing import Any
 from ..config.model import Config
 from ..config.values import FAMILIES
 from ..plan.compile import bypass_networks
-from ..plan.names import rule_map
+from ..plan.names import rule_map_family
+from ..plan.nftexpr import looked_up
 from ..plan.policy import choose
 from ..plan.state import IfaceRuntime, KernelFacts
 
@@ -55,9 +56,9 @@ def rule_counters(cfg: Config, nft_rules: Sequence[Mapping[str, Any]],
         comment = r.get("comment") or ""
         if comment.startswith("log "):
             continue
-        looked = _map_lookup(r)
-        if looked is not None:
-            mfam = next(f for f, p in zip(FAMILIES, _MAP_PREFIXES) if looked.startswith(p))
+        looked = looked_up(r.get("expr", ()))
+        mfam = rule_map_family(looked) if looked is not None else None
+        if looked is not None and mfam is not None:
             for e in (maps or {}).get(looked, ()):
                 el = e[0].get("elem", {}) if isinstance(e, list) and isinstance(e[0], dict) else {}
                 c = el.get("counter") or {}
@@ -86,19 +87,6 @@ def rule_counters(cfg: Config, nft_rules: Sequence[Mapping[str, Any]],
                 "ipset": rule.ipset, "packets": pkts, "bytes": byts,
             })
     return out
-
-
-_MAP_PREFIXES = tuple(rule_map(0, f)[:-1] for f in FAMILIES)  # rules_v4_, rules_v6_
-
-
-def _map_lookup(r: Mapping[str, Any]) -> str | None:
-    """The map a listed rule looks up with ``vmap @NAME``, if one of the rule maps."""
-    for stmt in r.get("expr", ()):
-        v = stmt.get("vmap") if isinstance(stmt, dict) else None
-        data = v.get("data") if isinstance(v, dict) else None
-        if isinstance(data, str) and data[1:].startswith(_MAP_PREFIXES):
-            return data[1:]
-    return None
 
 
 def _rule_family(r: Mapping[str, Any]) -> str | None:
