@@ -110,11 +110,7 @@ def run_case(advert: float, trials: int) -> list[dict[str, Any]]:
                              up="2", down="2") + BALANCED
         lab.start(cfg)
         lab.wait_role("b", "BACKUP", 20)
-        lab.ip(lab.inet, "addr", "add", f"{FLOW_SERVER}/32", "dev", "lo")
-        echo = lab.popen(lab.inet, Lab.python("mwan.lab.traffic", "echo", "--bind", FLOW_SERVER,
-                                              "--port", "9000"),
-                         stdout=subprocess.PIPE, text=True)
-        assert echo.stdout is not None and echo.stdout.readline().strip() == "ready"
+        lab.flow_echo(FLOW_SERVER, 9000)
         wait_for(lambda: all_online(lab, "a") and all_online(lab, "b"), 20)
         victim = "a"
         for _ in range(trials):

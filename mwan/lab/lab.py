@@ -275,6 +275,19 @@ class Lab(Faults):
         self._wait_ready(proc)
         return proc
 
+    def flow_echo(self, addr: str, port: int, duration: float | None = None
+                  ) -> subprocess.Popen[str]:
+        """The far end of long TCP flows (``mwan.lab.traffic echo``) on ``addr:port`` in the
+        internet namespace, ``addr`` on its loopback; returns once it listens."""
+        self.ip(self.inet, "addr", "replace", f"{addr}/32", "dev", "lo")
+        args = ["echo", "--bind", addr, "--port", str(port)]
+        if duration is not None:
+            args += ["--duration", f"{duration:g}"]
+        proc = self.popen(self.inet, self.python("mwan.lab.traffic", *args),
+                          stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        return proc
+
     def _start_echo(self) -> subprocess.Popen[Any]:
         return self._start_python(
             self.inet, "mwan.lab.echo", [f"--transparent={topology.ECHO_PORT}"]

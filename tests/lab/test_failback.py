@@ -57,12 +57,8 @@ def records(proc: subprocess.Popen[str]) -> list[dict[str, Any]]:
 def test_move_ends_the_policys_flows_on_the_backup_keep_leaves_them(
         lab: Lab, mwan: Callable[[str], MwanRouter]) -> None:
     m = mwan(lab_interfaces(lab, ipv6=False) + POLICIES)
-    lab.ip(lab.inet, "addr", "add", f"{SERVER}/32", "dev", "lo")
     for port in (9000, 9001):
-        echo = lab.popen(lab.inet, Lab.python("mwan.lab.traffic", "echo", "--bind", SERVER,
-                                              "--port", str(port), "--duration", "60"),
-                         stdout=subprocess.PIPE, text=True)
-        assert echo.stdout is not None and echo.stdout.readline().strip() == "ready"
+        lab.flow_echo(SERVER, port, duration=60)
     m.cli("ifdown", "wan")
     flows = {port: lab.popen(lab.client_ns(1), Lab.python(
         "mwan.lab.traffic", "flows", "--dst", SERVER, "--port", str(port), "--count", "4",

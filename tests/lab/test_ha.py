@@ -73,11 +73,7 @@ def ha_lab(lab_available: tuple[bool, str]) -> Iterator[HaLab]:
 
 
 def start_flows(lab: HaLab, duration: float) -> subprocess.Popen[str]:
-    lab.ip(lab.inet, "addr", "add", f"{FLOW_SERVER}/32", "dev", "lo")
-    echo = lab.popen(lab.inet, Lab.python("mwan.lab.traffic", "echo", "--bind", FLOW_SERVER,
-                                          "--port", "9000", "--duration", str(duration + 10)),
-                     stdout=subprocess.PIPE, text=True)
-    assert echo.stdout is not None and echo.stdout.readline().strip() == "ready"
+    lab.flow_echo(FLOW_SERVER, 9000, duration=duration + 10)
     flows: subprocess.Popen[str] = lab.popen(lab.client_ns(1), Lab.python(
         "mwan.lab.traffic", "flows", "--dst", FLOW_SERVER, "--port", "9000", "--count", "20",
         "--stall", "10", "--duration", str(duration)), stdout=subprocess.PIPE, text=True)

@@ -199,11 +199,7 @@ def test_kill9_then_start_adopts(lab: Lab, mwan: Callable[[str], MwanRouter]) ->
                     timeout=20), m.log()
     lab.nft(lab.router, "add element inet mwan myset_v4 { 203.0.113.9 }")
     flow_server = "198.51.100.20"
-    lab.ip(lab.inet, "addr", "add", f"{flow_server}/32", "dev", "lo")
-    echo = lab.popen(lab.inet, Lab.python("mwan.lab.traffic", "echo", "--bind", flow_server,
-                                          "--port", "9000", "--duration", "60"),
-                     stdout=subprocess.PIPE, text=True)
-    assert echo.stdout is not None and echo.stdout.readline().strip() == "ready"
+    lab.flow_echo(flow_server, 9000, duration=60)
     flows = lab.popen(lab.client_ns(1), Lab.python(
         "mwan.lab.traffic", "flows", "--dst", flow_server, "--port", "9000", "--count", "20",
         "--stall", "3", "--duration", "12"), stdout=subprocess.PIPE, text=True)
@@ -312,11 +308,7 @@ def test_flows_survive_deleted_ip_rules(lab: Lab, mwan: Callable[[str], MwanRout
 
     m = mwan(cfg(lab))
     flow_server = "198.51.100.20"
-    lab.ip(lab.inet, "addr", "add", f"{flow_server}/32", "dev", "lo")
-    echo = lab.popen(lab.inet, Lab.python("mwan.lab.traffic", "echo", "--bind", flow_server,
-                                          "--port", "9000", "--duration", "60"),
-                     stdout=subprocess.PIPE, text=True)
-    assert echo.stdout is not None and echo.stdout.readline().strip() == "ready"
+    lab.flow_echo(flow_server, 9000, duration=60)
     flows = lab.popen(lab.client_ns(1), Lab.python(
         "mwan.lab.traffic", "flows", "--dst", flow_server, "--port", "9000", "--count", "20",
         "--interval", "0.05", "--stall", "4", "--duration", "10"),

@@ -169,11 +169,7 @@ def test_idle_interval_probes_less_while_no_traffic(lab: Lab, mwan: Callable[[st
     idle_rounds = sent() - idle_from
     assert idle_rounds <= 2, idle_rounds  # one round per 30 s (interval 1 s when active)
     server = "198.51.100.20"
-    lab.ip(lab.inet, "addr", "add", f"{server}/32", "dev", "lo")
-    echo = lab.popen(lab.inet, Lab.python("mwan.lab.traffic", "echo", "--bind", server,
-                                          "--port", "9000", "--duration", "30"),
-                     stdout=subprocess.PIPE, text=True)
-    assert echo.stdout is not None and echo.stdout.readline().strip() == "ready"
+    lab.flow_echo(server, 9000, duration=30)
     lab.popen(lab.client_ns(1), Lab.python("mwan.lab.traffic", "flows", "--dst", server,
                                            "--port", "9000", "--count", "1", "--interval",
                                            "0.2", "--duration", "20"),
