@@ -9,8 +9,6 @@ and :meth:`set_config` (validate, write, sync the web UI through the real
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -113,25 +111,3 @@ async def login(c: TestClient[Any, Any]) -> str:
     assert c.session.cookie_jar.filter_cookies(c.make_url("/")).get(COOKIE)
     page = await (await c.get("/diagnostics")).text()
     return page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-
-
-async def loop_lag_during(work: Coroutine[Any, Any, Any], tick: float = 0.01
-                          ) -> tuple[Any, float]:
-    """Run ``work``; its result and the longest the loop was late for a ``tick`` sleep."""
-    worst = 0.0
-    stop = False
-
-    async def ticker() -> None:
-        nonlocal worst
-        while not stop:
-            t = time.monotonic()
-            await asyncio.sleep(tick)
-            worst = max(worst, time.monotonic() - t - tick)
-
-    task = asyncio.create_task(ticker())
-    try:
-        result = await work
-    finally:
-        stop = True
-        await task
-    return result, worst
