@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mwan.config.uci import UciSyntaxError, parse_uci
+from mwan.config.uci import UciSyntaxError, parse_uci, split_words
 
 TEXT = """\
 # a comment
@@ -235,3 +235,17 @@ def test_split_lines_counts_lines_as_the_parser_does() -> None:
     lines = split_lines(text)
     (sec,) = parse_uci(text)
     assert len(lines) == 3 and "option b" in lines[sec.get("b").line - 1]  # type: ignore[union-attr]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=" \t\r\f\v'\"\\#;ab=:-.0", max_size=24))
+def test_the_plain_line_fast_path_splits_as_the_quoting_loop(line: str) -> None:
+    # odd=True skips the regex fast path (the loop then looks for odd characters,
+    # of which this alphabet has none): both must give the same words or error
+    def words(odd: bool) -> object:
+        try:
+            return split_words(line, "p", 1, odd=odd)
+        except UciSyntaxError as exc:
+            return str(exc)
+
+    assert words(False) == words(True)
