@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -40,6 +41,9 @@ def _checked(args: argparse.Namespace) -> Config | None:
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     """Run in the foreground (for systemd); logs go to stderr."""
+    from ..daemon.lean import no_gc_until_ready
+
+    no_gc_until_ready()  # run_daemon turns it on again once the first apply is done
     return run_daemon(args, getattr(args, "ready_fd", None))
 
 
@@ -52,7 +56,7 @@ def run_daemon(args: argparse.Namespace, ready_fd: int | None, cfg: Config | Non
 
     clock = StartClock()  # the start-up's phases, logged once it is ready
     from ..daemon.core import Daemon, StartFailed
-    from ..daemon.lean import one_malloc_arena
+    from ..daemon.lean import gc_after_start, one_malloc_arena
 
     clock.mark("imports done")
     one_malloc_arena()  # before the kernel thread starts (~0.5 MB less RSS)
@@ -67,6 +71,7 @@ def run_daemon(args: argparse.Namespace, ready_fd: int | None, cfg: Config | Non
         return report_config_error(exc)
 
     def ready() -> None:
+        gc_after_start()
         if ready_fd is not None:
             os.write(ready_fd, b"ready\n")
             os.close(ready_fd)
@@ -86,21 +91,27 @@ def cmd_start(args: argparse.Namespace) -> int:
     reads the config again): it keeps the modules and the checked config, so
     it gets to its first apply sooner (issue 17: under 1 s).
     """
-    cfg = _checked(args)
-    if cfg is None:
-        return 1
-    if _running(args.run_dir):
-        print("mwan is already running")
-        return 0
-    os.makedirs(args.run_dir, mode=0o700, exist_ok=True)
-    log_path = os.path.join(args.run_dir, "daemon.log")
-    read_fd, write_fd = os.pipe()  # not inherited by what the daemon runs (O_CLOEXEC)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        _daemon_child(args, cfg, write_fd, log_path)
+    from ..daemon.lean import no_gc_until_ready
+
+    no_gc_until_ready()  # the forked daemon turns it on again once ready (mwan.daemon.lean)
+    try:
+        cfg = _checked(args)
+        if cfg is None:
+            return 1
+        if _running(args.run_dir):
+            print("mwan is already running")
+            return 0
+        os.makedirs(args.run_dir, mode=0o700, exist_ok=True)
+        log_path = os.path.join(args.run_dir, "daemon.log")
+        read_fd, write_fd = os.pipe()  # not inherited by what the daemon runs (O_CLOEXEC)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            _daemon_child(args, cfg, write_fd, log_path)
+    finally:
+        gc.enable()  # in the CLI only: the child never leaves _daemon_child
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as pipe:
         ok = pipe.readline().strip() == b"ready"

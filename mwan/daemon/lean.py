@@ -14,10 +14,19 @@ still gets it.
 of its own (``MALLOC_ARENA_MAX=1``): libnftables' allocations then reuse the
 heap the interpreter already has, ~0.5 MB less.  The two threads take turns
 anyway (the interpreter lock).
+
+:func:`no_gc_until_ready` and :func:`gc_after_start`: the cyclic garbage
+collector stays off from ``mwan3 start`` until the first apply is done.  A
+cold start allocates a few hundred thousand objects (the parsed config, the
+compiled rules, the nft batch), almost none of them garbage, so the
+collector ran ~460 times and took 0.1-0.24 s of the start for nothing (60
+interfaces, 1,000 rules).  Once ready, one collection, then what the start
+built is frozen (:func:`gc.freeze`), so later collections do not walk it.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
 import sys
@@ -76,3 +85,15 @@ def one_malloc_arena() -> bool:
         return bool(ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1))
     except (OSError, AttributeError):  # not glibc
         return False
+
+
+def no_gc_until_ready() -> None:
+    """Turn the cyclic collector off for the start (see the module's text)."""
+    gc.disable()
+
+
+def gc_after_start() -> None:
+    """Collect once, freeze what the start built, turn the collector back on."""
+    gc.collect()
+    gc.freeze()
+    gc.enable()
