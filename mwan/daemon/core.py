@@ -190,7 +190,8 @@ class Daemon:
     # ------------------------------------------------------------ the apply loop's side
     def _k_refresh(self, applier: KernelApplier) -> tuple[KernelFacts, Links]:
         self.use.sync({i.name: self.mark_of(i) for i in self.cfg.enabled_interfaces})
-        return applier.routing.facts(self.cfg.globals.rt_table_lookup), applier.routing.links()
+        links = applier.routing.links()
+        return applier.routing.facts(self.cfg.globals.rt_table_lookup, links), links
 
     def _plan(self, facts: KernelFacts, links: Links) -> Desired:
         self.ifaces.update(facts, links)
