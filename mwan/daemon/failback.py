@@ -13,9 +13,10 @@ and mmx_mask has no spare bits for a policy id.  So the policy chain of a
 label set N``, N = the policy's position among the policies, 0 to 127).
 Deleting takes the entries whose mark is a less preferred member's AND
 whose label has the policy's bit: other policies' connections on the same
-WAN are never touched.  Connections a sticky rule sends to a WAN directly
-(a known source) do not pass the policy chain and carry no label: they keep
-their WAN.
+WAN are never touched.  A sticky rule's connections from a known source
+skip the policy chain; its gate chains (mwan.plan.sticky) set the same
+label, so they move too, and stickiness does not send them back: a gate
+passes only the members of the policy's active tier.
 
 :func:`moves` is pure (the choices before and after an apply in, what to
 delete out); :func:`delete_flows` does it in the kernel thread.
@@ -30,15 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config.model import Config
-from ..plan.policy import PolicyChoice, all_choices, family_members
+from ..plan.policy import PolicyChoice, all_choices, failback_label, family_members
 
 log = logging.getLogger("mwan")
 MAX_LABEL_BITS = 128  # the kernel's conntrack labels
-
-
-def label_bit(cfg: Config, policy: str) -> int:
-    """The conntrack label bit of a policy: its position among the policies."""
-    return [p.name for p in cfg.policies].index(policy)
 
 
 @dataclass(frozen=True)
@@ -70,8 +66,9 @@ def moves(cfg: Config, before: Mapping[tuple[str, str], PolicyChoice],
         worse = sorted({i for _m, i, metric, _w in family_members(cfg, policy, fam)  # type: ignore[arg-type]
                         if metric > new_metric and i not in active})
         if worse:
-            out.append(Move(name, fam, label_bit(cfg, name), tuple(worse),
-                            tuple(sorted(active))))
+            bit = failback_label(cfg, name)
+            assert bit is not None  # a move policy
+            out.append(Move(name, fam, bit, tuple(worse), tuple(sorted(active))))
     return out
 
 

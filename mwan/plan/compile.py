@@ -49,7 +49,7 @@ from .names import (
     save_chain,
     user_set,
 )
-from .policy import PolicyChoice, choose
+from .policy import PolicyChoice, choose, failback_label
 from .state import (
     Desired,
     Family,
@@ -230,13 +230,11 @@ def classify_chains(cfg: Config, space: MarkSpace, runtime: Mapping[str, IfaceRu
 
 def policy_chains(cfg: Config, space: MarkSpace, choices: list[PolicyChoice]) -> list[NftChain]:
     out = []
-    moving = {p.name: k for k, p in enumerate(cfg.policies) if p.failback == "move"}
     for choice in choices:
         # failback move (daemon/failback): the policy's connections carry its label bit
-        label = (({"mangle": {"key": X.ct("label"), "value": moving[choice.policy]}},),) \
-            if choice.policy in moving else ()
+        label = X.label_set(failback_label(cfg, choice.policy))
         out.append(NftChain(policy_chain(choice.policy, choice.family),
-                            label + (policy_verdict(cfg, space, choice),)))
+                            ((label,) if label else ()) + (policy_verdict(cfg, space, choice),)))
     return out
 
 

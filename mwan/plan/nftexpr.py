@@ -40,6 +40,11 @@ def match(left: Expr, right: Expr, op: str = "==") -> Stmt:
     return {"match": {"op": op, "left": left, "right": right}}
 
 
+def label_set(bit: int | None) -> tuple[Stmt, ...]:
+    """``ct label set BIT`` (failback move), or nothing for None."""
+    return () if bit is None else ({"mangle": {"key": ct("label"), "value": bit}},)
+
+
 def goto(target: str) -> Stmt:
     return {"goto": {"target": target}}
 

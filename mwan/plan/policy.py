@@ -44,6 +44,14 @@ class PolicyChoice:
         return sum(s.weight for s in self.shares)
 
 
+def failback_label(cfg: Config, policy: str) -> int | None:
+    """The conntrack label bit a ``failback 'move'`` policy's connections carry (its
+    position among the policies, 0 to 127); None for ``keep``.  The policy chain and
+    the sticky gates set it; the daemon's failback deletes by it (mwan.daemon.failback)."""
+    names = [p.name for p in cfg.policies]
+    return names.index(policy) if cfg.policy(policy).failback == "move" else None
+
+
 def family_members(cfg: Config, policy: Policy, family: Family) -> list[tuple[str, str, int, int]]:
     """(member, interface, metric, weight) of the policy's enabled members of a family."""
     out = []

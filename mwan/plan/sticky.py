@@ -17,7 +17,7 @@ from .names import (
     sticky_chain,
     sticky_set,
 )
-from .policy import PolicyChoice
+from .policy import PolicyChoice, failback_label
 from .state import Family, NftChain, NftSet
 
 
@@ -86,7 +86,8 @@ def sticky_static(cfg: Config, space: MarkSpace) -> tuple[list[NftChain], list[N
 
 def sticky_gates(cfg: Config, choices: Mapping[tuple[str, Family], PolicyChoice]
                  ) -> list[NftChain]:
-    """Per (policy, member) of sticky rules: mark with that member if it is online now."""
+    """Per (policy, member) of sticky rules: mark with that member if it is online now
+    (and set the policy's failback label, as its policy chain does)."""
     gates: dict[str, NftChain] = {}
     ids = {i.name: i.id for i in cfg.interfaces}
     done: set[tuple[str, Family]] = set()  # many sticky rules share a policy
@@ -99,8 +100,11 @@ def sticky_gates(cfg: Config, choices: Mapping[tuple[str, Family], PolicyChoice]
             done.add((rule.use_policy, fam))
             choice = choices[(rule.use_policy, fam)]
             online = {ids[sh.interface] for sh in choice.shares}
+            # a known source's connection skips the policy chain: it takes the policy's
+            # failback label here (mwan.daemon.failback moves it too)
+            label = X.label_set(failback_label(cfg, rule.use_policy))
             for ident in policy_members(cfg, rule.use_policy, fam):
                 name = sticky_gate_chain(rule.use_policy, ident, fam)
                 gates[name] = NftChain(
-                    name, ((X.goto(mark_chain(ident)),),) if ident in online else ())
+                    name, ((*label, X.goto(mark_chain(ident))),) if ident in online else ())
     return list(gates.values())

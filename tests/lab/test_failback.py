@@ -85,3 +85,28 @@ def test_move_ends_the_policys_flows_on_the_backup_keep_leaves_them(
     assert again and {wan(r) for r in again} == {1}, mv
     assert "policy mv failback move: wan is preferred again; deleted" in m.log()
     assert "policy kp failback" not in m.log()
+
+
+def test_move_also_moves_a_sticky_rules_flows_from_known_sources(
+        lab: Lab, mwan: Callable[[str], MwanRouter]) -> None:
+    # the first flow passes the policy chain and records the source on wanb; the
+    # next three are sent there by the sticky gate, which sets the label too
+    sticky = POLICIES.replace("\toption use_policy 'mv'\n",
+                              "\toption use_policy 'mv'\n\toption sticky '1'\n")
+    m = mwan(lab_interfaces(lab, ipv6=False) + sticky)
+    lab.flow_echo(SERVER, 9000, duration=60)
+    m.cli("ifdown", "wan")
+    proc = lab.popen(lab.client_ns(1), Lab.python(
+        "mwan.lab.traffic", "flows", "--dst", SERVER, "--port", "9000", "--count", "4",
+        "--interval", "0.2", "--stall", "5", "--duration", "16"), stdout=subprocess.PIPE,
+        text=True)
+    time.sleep(3)  # open, on wanb
+    elems = lab.exec(lab.router, "nft", "list", "set", "inet", "mwan", "sticky_v4_to_mv").stdout
+    assert lab.client_addr(1) in elems, elems
+    m.cli("ifup", "wan")
+    mv = records(proc)
+    first = [r for r in mv if r["kind"] == "open" and r["gen"] == 0]
+    assert len(first) == 4 and {lab.wan_of(r["seen"]) for r in first} == {2}, mv
+    assert len([r for r in mv if r["kind"] == "broken" and r["gen"] == 0]) == 4, mv
+    again = [r for r in mv if r["kind"] == "open" and r["gen"] >= 1]
+    assert again and {lab.wan_of(r["seen"]) for r in again} == {1}, mv

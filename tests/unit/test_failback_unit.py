@@ -6,8 +6,9 @@ import pytest
 
 from mwan.config.errors import ConfigError
 from mwan.config.validate import parse_config
-from mwan.daemon.failback import choices_by_key, label_bit, moves
+from mwan.daemon.failback import choices_by_key, moves
 from mwan.plan.compile import compile_nft
+from mwan.plan.policy import failback_label
 from mwan.plan.state import IfaceRuntime, KernelFacts
 
 CONFIG = """
@@ -62,7 +63,29 @@ def test_the_policy_chain_of_a_move_policy_sets_its_label_bit() -> None:
     mv = next(ch for n, ch in chains.items() if n.startswith("policy_mv"))
     kp = next(ch for n, ch in chains.items() if n.startswith("policy_kp"))
     assert mv.rules[0] == ({"mangle": {"key": {"ct": {"key": "label"}}, "value": 1}},)
-    assert label_bit(c, "mv") == 1 and len(kp.rules) == 1  # keep: no label
+    assert failback_label(c, "mv") == 1 and len(kp.rules) == 1  # keep: no label
+    assert failback_label(c, "kp") is None
+
+
+STICKY = """
+config rule 'sm'
+	option sticky '1'
+	option use_policy 'mv'
+config rule 'sk'
+	option sticky '1'
+	option use_policy 'kp'
+"""
+
+
+def test_a_move_policys_sticky_gates_set_its_label() -> None:
+    c = parse_config(CONFIG + STICKY, "f")
+    chains = {ch.name: ch for ch in compile_nft(c, rt("wan", "wanb", "wanc"), KernelFacts()).chains}
+    label = {"mangle": {"key": {"ct": {"key": "label"}}, "value": 1}}
+    # the gates of the active tier (wan) pass and label; the others are empty
+    mv_gate, kp_gate = chains["stick_mv_1_v4"], chains["stick_kp_1_v4"]
+    assert mv_gate.rules == ((label, {"goto": {"target": "mark_1"}}),), mv_gate
+    assert kp_gate.rules == (({"goto": {"target": "mark_1"}},),), kp_gate
+    assert chains["stick_mv_2_v4"].rules == () == chains["stick_mv_3_v4"].rules
 
 
 def test_failback_options_name_file_and_line() -> None:
