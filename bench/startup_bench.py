@@ -27,6 +27,12 @@ and in the same namespace,
 the baselines ``python -P -c pass`` and ``python -P -c 'import
 mwan.daemon.core'`` (the venv's interpreter, as the daemon runs).  Prints
 medians and maxima; target: ``mwan3 start`` to the first apply under 1 s.
+
+Modules are byte-compiled, as an installed mwan has them (the Debian
+package compiles them in its postinst; a source tree's first run writes
+them): the uncounted first start writes the bytecode to a cache of its own
+(``PYTHONPYCACHEPREFIX``), whatever ``PYTHONDONTWRITEBYTECODE`` says.
+``--no-bytecode`` measures starts that compile every module from source.
 """
 
 from __future__ import annotations
@@ -115,25 +121,45 @@ def summary(label: str, rows: list[dict[str, float]]) -> None:
             print(f"    {col:<16}     n/a (that daemon does not log its phases)")
 
 
-def inner(cases: list[tuple[int, int]], reps: int, before: str | None) -> None:
+def python_env(workdir: str, bytecode: bool) -> dict[str, str]:
+    """The environment every timed interpreter gets: with ``bytecode``, compiled modules
+    are written (to a cache under ``workdir``, not the source tree) by the uncounted
+    first start and read by the rest, as an installed mwan has them (the Debian
+    package byte-compiles in its postinst); without, every start compiles its sources."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if bytecode:
+        env["PYTHONPYCACHEPREFIX"] = os.path.join(workdir, "pycache")
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.pop("PYTHONPYCACHEPREFIX", None)
+    return env
+
+
+def inner(cases: list[tuple[int, int]], reps: int, before: str | None,
+          bytecode: bool = True) -> None:
     py = [sys.executable, "-P"]
+    print("modules: " + ("byte-compiled (as installed)" if bytecode
+                         else "compiled from source at every start (--no-bytecode)"))
     for n, nrules in cases:
         make_wans(n)
         clean_kernel()
         workdir = tempfile.mkdtemp(prefix="mwan-startup-")
-        env = {**os.environ, "MWAN_STATE_DIR": os.path.join(workdir, "state")}
+        base = python_env(workdir, bytecode)
+        env = {**base, "MWAN_STATE_DIR": os.path.join(workdir, "state")}
         old_env = {**env, "PYTHONPATH": before} if before else env
         try:
             with open(os.path.join(workdir, "mwan3"), "w", encoding="utf-8") as fh:
                 fh.write(config_text(n, nrules))
             rows, old_rows, base_pass, base_import = [], [], [], []
-            start_once(workdir, env)  # warm the page cache once, not counted
+            start_once(workdir, env)  # warm the page cache (and the bytecode), not counted
+            if before:
+                start_once(workdir, old_env)
             for _ in range(reps):  # alternating: baseline, ours, (before), baseline
-                base_pass.append(timed([*py, "-c", "pass"]))
+                base_pass.append(timed([*py, "-c", "pass"], base))
                 rows.append(start_once(workdir, env))
                 if before:
                     old_rows.append(start_once(workdir, old_env))
-                base_import.append(timed([*py, "-c", "import mwan.daemon.core"]))
+                base_import.append(timed([*py, "-c", "import mwan.daemon.core"], base))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         print(f"\n{n} interfaces, {nrules} rules")
@@ -161,17 +187,20 @@ def main() -> int:
     ap.add_argument("--cases", default=DEFAULT_CASES, help="e.g. 2x10,16x1000")
     ap.add_argument("--before", metavar="DIR",
                     help="also time, alternating, mwan from this source tree (PYTHONPATH)")
+    ap.add_argument("--no-bytecode", action="store_true",
+                    help="compile the modules from source at every start (no .pyc)")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     cases = [(int(c.split("x")[0]), int(c.split("x")[1])) for c in a.cases.split(",")]
     if a.inner:
-        inner(cases, a.reps, a.before)
+        inner(cases, a.reps, a.before, not a.no_bytecode)
         return 0
     for ns in namespace():
         print(f"in network namespace {ns}; {os.cpu_count()} CPUs; {sys.executable}", flush=True)
         r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m",
                             "bench.startup_bench", "--inner", "--reps", str(a.reps),
-                            "--cases", a.cases, *(["--before", a.before] if a.before else [])],
+                            "--cases", a.cases, *(["--before", a.before] if a.before else []),
+                            *(["--no-bytecode"] if a.no_bytecode else [])],
                            check=False)
         return r.returncode
     return 1

@@ -71,10 +71,10 @@ def run_daemon(args: argparse.Namespace, ready_fd: int | None, cfg: Config | Non
         return report_config_error(exc)
 
     def ready() -> None:
-        gc_after_start()
         if ready_fd is not None:
-            os.write(ready_fd, b"ready\n")
+            os.write(ready_fd, b"ready\n")  # mwan3 start returns; the collection is ours
             os.close(ready_fd)
+        gc_after_start()
 
     try:
         asyncio.run(daemon.run(ready))
