@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -314,8 +313,8 @@ def daemon_counts(router: MwanRouter) -> dict[str, Any]:
 
 
 def prepare(lab: Lab) -> str:
-    """Extra lab pieces: the flow server's address, a second gateway per ISP; the firewall."""
-    lab.ip(lab.inet, "addr", "add", f"{FLOW_SERVER}/32", "dev", "lo")
+    """Extra lab pieces: a second gateway per ISP; the firewall (the flow server's address
+    comes with its echo, Lab.flow_echo)."""
     for k in range(1, lab.isps + 1):
         lab.ip(lab.isp_ns(k), "addr", "add", f"{lease_gateway(lab, k, 1)}/24", "dev", "rtr")
     return lab.exec(lab.router, "nft", "list", "ruleset", timeout=10).stdout
@@ -330,12 +329,7 @@ def run_storm(lab: Lab, router: MwanRouter, firewall: str, actions: tuple[cs.Act
               args: argparse.Namespace) -> dict[str, Any]:
     """Traffic, storm and sampler from now for ``args.duration`` s; the raw records."""
     storm = Storm(lab, router, firewall)
-    echo = start_python(lab, lab.inet, "echo", "--bind", FLOW_SERVER, "--port", str(FLOW_PORT),
-                        "--duration", str(args.duration + 120))
-    assert echo.stdout is not None
-    ready, _, _ = select.select([echo.stdout], [], [], 10)
-    if not ready or echo.stdout.readline().strip() != "ready":
-        raise RuntimeError("the flow echo server did not start")
+    lab.flow_echo(FLOW_SERVER, FLOW_PORT, duration=args.duration + 120)
     pid0 = storm.daemon_pid()
     rss_start = rss_mb(pid0) if pid0 else None
     dur = str(args.duration)

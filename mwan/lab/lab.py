@@ -285,7 +285,11 @@ class Lab(Faults):
             args += ["--duration", f"{duration:g}"]
         proc = self.popen(self.inet, self.python("mwan.lab.traffic", *args),
                           stdout=subprocess.PIPE, text=True)
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], READY_TIMEOUT)
+        if not ready or proc.stdout.readline().strip() != "ready":
+            proc.kill()
+            raise RuntimeError(f"the flow echo server on {addr}:{port} did not start")
         return proc
 
     def _start_echo(self) -> subprocess.Popen[Any]:
