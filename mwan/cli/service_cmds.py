@@ -72,9 +72,10 @@ def run_daemon(args: argparse.Namespace, ready_fd: int | None, cfg: Config | Non
 
     def ready() -> None:
         if ready_fd is not None:
-            os.write(ready_fd, b"ready\n")  # mwan3 start returns; the collection is ours
+            os.write(ready_fd, b"ready\n")  # mwan3 start returns
             os.close(ready_fd)
-        gc_after_start()
+        # after the first turn of the tasks the daemon just started (trackers, usage)
+        asyncio.get_running_loop().call_soon(gc_after_start)
 
     try:
         asyncio.run(daemon.run(ready))

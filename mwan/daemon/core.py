@@ -423,6 +423,7 @@ class Daemon:
         self.ifaces.start_trackers(self.ifaces.sync_trackers())
         await self.control.start()
         await self._sync_web()
+        self.usage.announce()  # the caps, in the log before mwan3 start returns
         self._tasks.append(asyncio.create_task(self.usage.run()))
         write_pid(self.run_dir)
         log.info("mwan started: %d interfaces, %d policies, %d rules",

@@ -343,7 +343,8 @@ class UsageMeter:
                      size_text(used))
 
     async def run(self, every: float = READ_EVERY) -> None:
-        self.announce()
+        """Read the counters every ``every`` s (the daemon calls :meth:`announce` first,
+        before it says it is ready)."""
         while True:
             await self.tick()
             await asyncio.sleep(every)
