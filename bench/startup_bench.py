@@ -47,7 +47,7 @@ import tempfile
 import time
 
 from bench.apply_bench import clean_kernel, config_text, make_wans, namespace
-from mwan.daemon.startclock import parse_line, process_started
+from mwan.daemon.startclock import parse_line
 
 DEFAULT_CASES = "2x10,16x1000"
 PHASES = ("imports done", "config parsed", "first apply done", "ready")
@@ -97,7 +97,11 @@ def older_daemon_phases(run_dir: str, log_path: str) -> tuple[float, dict[str, f
     """For a daemon that does not log its start-up line (to measure the code before it):
     its process start from /proc, "ready" from its "mwan started" line (ms resolution)."""
     with open(os.path.join(run_dir, "mwan3.pid"), encoding="ascii") as fh:
-        started = process_started(int(fh.read()))
+        pid = int(fh.read())
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+    started = time.time() - (time.clock_gettime(time.CLOCK_BOOTTIME)
+                             - ticks / os.sysconf("SC_CLK_TCK"))
     with open(log_path, encoding="utf-8", errors="replace") as fh:
         line = next(ln for ln in fh if "mwan started:" in ln)
     stamp, ms = line[:23].split(",")

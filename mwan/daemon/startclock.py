@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 LINE_RE = re.compile(r"start-up \(s after the process started at (?P<t0>[0-9.]+)\): (?P<p>.*)$")
 
 
-def process_started(pid: int | str = "self") -> float:
-    """The wall-clock time a process (this one) started (10 ms resolution); now if /proc
-    cannot say."""
+def process_started() -> float:
+    """The wall-clock time this process started (10 ms resolution); now if /proc cannot say."""
     now_wall, now_boot = time.time(), time.clock_gettime(time.CLOCK_BOOTTIME)
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        with open("/proc/self/stat", encoding="ascii") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
         ticks = int(fields[19])  # field 22, starttime: clock ticks after boot
     except (OSError, IndexError, ValueError):

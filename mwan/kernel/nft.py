@@ -248,12 +248,12 @@ class NftApplier:
     def remove(self) -> bool:
         """Delete the whole table (and everything in it); True if it existed."""
         self._known = None
-        try:
-            self.run([{"delete": {"table": _table_obj()}}])
-        except NftError as exc:
-            if _missing(str(exc)):
+        cmd = [{"delete": {"table": _table_obj()}}]
+        rc, out, err = self._nft.json_cmd({"nftables": cmd})
+        if rc != 0:
+            if _missing(err):
                 return False
-            raise
+            raise NftError(f"nft refused a batch of 1 commands: {_errors(err) or out}", cmd)
         return True
 
     def forget(self) -> None:

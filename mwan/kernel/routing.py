@@ -152,9 +152,11 @@ class Routing:
             ))
         return out
 
-    def read_addresses(self, names: dict[int, str]) -> list[AddrInfo]:
-        """Every local address; ``names``: ifindex → name."""
+    def read_addresses(self, names: dict[int, str] | None = None) -> list[AddrInfo]:
+        """Every local address; ``names``: ifindex → name (else a dump of the links)."""
         out = []
+        if names is None:
+            names = {v: k for k, v in self.devices().items()}
         for msg in self.ipr.get_addr():
             fam = FAMILY_OF.get(msg["family"])
             if fam is None:
@@ -179,8 +181,8 @@ class Routing:
             routes += self.read_routes(fam, MAIN_TABLE)
             for t in lookup_tables:
                 routes += self.read_routes(fam, t)
-        return KernelFacts(routes=tuple(routes), addresses=tuple(self.read_addresses(self._names)),
-                           devices=tuple(sorted(devices)))
+        return KernelFacts(routes=tuple(routes), addresses=tuple(self.read_addresses(
+            dict(self._names))), devices=tuple(sorted(devices)))
 
     # ------------------------------------------------------------ rules
     def owned_rules(self) -> set[IpRule]:

@@ -276,15 +276,20 @@ class Lab(Faults):
         return proc
 
     def flow_echo(self, addr: str, port: int, duration: float | None = None
-                  ) -> subprocess.Popen[Any]:
+                  ) -> subprocess.Popen[str]:
         """The far end of long TCP flows (``mwan.lab.traffic echo``) on ``addr:port`` in the
         internet namespace, ``addr`` on its loopback; returns once it listens."""
         self.ip(self.inet, "addr", "replace", f"{addr}/32", "dev", "lo")
         args = ["echo", "--bind", addr, "--port", str(port)]
         if duration is not None:
             args += ["--duration", f"{duration:g}"]
-        proc = self._start_python(self.inet, "mwan.lab.traffic", args)
-        self._wait_ready(proc)
+        proc = self.popen(self.inet, self.python("mwan.lab.traffic", *args),
+                          stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], READY_TIMEOUT)
+        if not ready or proc.stdout.readline().strip() != "ready":
+            proc.kill()
+            raise RuntimeError(f"the flow echo server on {addr}:{port} did not start")
         return proc
 
     def _start_echo(self) -> subprocess.Popen[Any]:
